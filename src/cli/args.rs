@@ -1,0 +1,114 @@
+//! The flag table. Every flag here is documented in `man/emonkd.8`; a test checks both agree.
+
+use std::path::PathBuf;
+
+use argh::FromArgs;
+
+use crate::config::BindMode;
+
+/// emonkd: the emonk gateway daemon. It keeps chat platforms connected and serves them to
+/// local programs over a WebSocket JSON API (ws://127.0.0.1:18789 by default).
+#[derive(FromArgs, Debug)]
+#[argh(help_triggers("-h", "--help"))]
+pub struct Cli {
+    /// print the version and exit
+    #[argh(switch, short = 'V')]
+    pub version: bool,
+    #[argh(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(FromArgs, Debug)]
+#[argh(subcommand)]
+pub enum Command {
+    Run(RunArgs),
+    Call(CallArgs),
+    Status(StatusArgs),
+    Stop(StopArgs),
+    Restart(RestartArgs),
+    CheckConfig(CheckConfigArgs),
+}
+
+/// Run the gateway in the foreground until SIGTERM or SIGINT.
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "run")]
+pub struct RunArgs {
+    /// config file (default: $EMONK_CONFIG, then $XDG_CONFIG_HOME/emonk/emonk.json)
+    #[argh(option)]
+    pub config: Option<PathBuf>,
+    /// port to listen on; 0 picks a free one (overrides EMONK_GATEWAY_PORT and gateway.port)
+    #[argh(option)]
+    pub port: Option<u16>,
+    /// loopback, lan, tailnet or custom (overrides EMONK_GATEWAY_BIND and gateway.bind)
+    #[argh(option)]
+    pub bind: Option<BindMode>,
+    /// log at debug level (RUST_LOG, if set, still applies on top)
+    #[argh(switch, short = 'v')]
+    pub verbose: bool,
+}
+
+/// Call a method on the running gateway and print the result as JSON.
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "call")]
+pub struct CallArgs {
+    /// method name, e.g. gateway.status or agent.chat
+    #[argh(positional)]
+    pub method: String,
+    /// params as a JSON object (default {})
+    #[argh(positional)]
+    pub params: Option<String>,
+    /// gateway URL (default: found through the lock of --config)
+    #[argh(option)]
+    pub url: Option<String>,
+    /// token to authenticate with (default: the config's gateway.auth.token)
+    #[argh(option)]
+    pub token: Option<String>,
+    /// password to authenticate with (default: the config's gateway.auth.password)
+    #[argh(option)]
+    pub password: Option<String>,
+    /// how long to wait for the final answer, in milliseconds (default 130000)
+    #[argh(option)]
+    pub timeout_ms: Option<u64>,
+    /// config file naming the gateway (see `run --help`)
+    #[argh(option)]
+    pub config: Option<PathBuf>,
+}
+
+/// Show whether the gateway is running (exit 0) or not (exit 3), with a live probe.
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "status")]
+pub struct StatusArgs {
+    /// print JSON instead of text
+    #[argh(switch)]
+    pub json: bool,
+    /// config file naming the gateway (see `run --help`)
+    #[argh(option)]
+    pub config: Option<PathBuf>,
+}
+
+/// Stop the running gateway (SIGTERM) and wait until it has exited.
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "stop")]
+pub struct StopArgs {
+    /// config file naming the gateway (see `run --help`)
+    #[argh(option)]
+    pub config: Option<PathBuf>,
+}
+
+/// Restart the running gateway in-process (same pid) and wait until it is back.
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "restart")]
+pub struct RestartArgs {
+    /// config file naming the gateway (see `run --help`)
+    #[argh(option)]
+    pub config: Option<PathBuf>,
+}
+
+/// Validate the config and print the effective config as JSON, secrets masked.
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "check-config")]
+pub struct CheckConfigArgs {
+    /// config file to check (see `run --help`)
+    #[argh(option)]
+    pub config: Option<PathBuf>,
+}

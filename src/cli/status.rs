@@ -1,0 +1,98 @@
+//! `emonkd status [--json]`: who holds the lock, plus a live `gateway.status` probe.
+//! Exit 0 when a gateway holds the lock (even if the probe fails, which is reported), 3 when
+//! none does.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use super::args::StatusArgs;
+use super::call::connect_options;
+use super::target::{Target, url_of};
+use crate::client::GatewayClient;
+use crate::error::Error;
+use crate::exit;
+
+const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
+
+pub fn run(args: StatusArgs) -> Result<u8, Error> {
+    let target = Target::find(args.config.as_deref())?;
+    let payload = match target.running() {
+        Ok(p) => p,
+        Err(Error::NotRunning(message)) => {
+            if args.json {
+                let out = json!({"running": false, "configPath": target.location.path});
+                println!("{}", serde_json::to_string_pretty(&out).expect("serializes"));
+            } else {
+                println!("{message}");
+            }
+            return Ok(exit::NOT_RUNNING);
+        }
+        Err(e) => return Err(e),
+    };
+    let url = url_of(&payload);
+    let probe = probe(args.config.as_deref(), &url);
+    if args.json {
+        let (status, error) = match &probe {
+            Ok(v) => (v.clone(), Value::Null),
+            Err(e) => (Value::Null, Value::String(e.clone())),
+        };
+        let out = json!({
+            "running": true,
+            "pid": payload.pid,
+            "url": url,
+            "configPath": payload.config_path,
+            "createdAt": payload.created_at,
+            "lockPath": target.lock_path,
+            "probe": status,
+            "probeError": error,
+        });
+        println!("{}", serde_json::to_string_pretty(&out).expect("serializes"));
+        return Ok(exit::OK);
+    }
+    println!("emonkd is running: pid {}, {url}", payload.pid);
+    println!("  config:  {}", payload.config_path);
+    println!("  started: {}", payload.created_at);
+    match probe {
+        Ok(s) => {
+            let clients = &s["clients"];
+            println!(
+                "  version: {}, uptime {}s, clients {} ({} agent, {} operator)",
+                s["version"].as_str().unwrap_or("?"),
+                s["uptimeMs"].as_u64().unwrap_or(0) / 1000,
+                clients["total"],
+                clients["agents"],
+                clients["operators"]
+            );
+            let channels = s["channels"].as_array().cloned().unwrap_or_default();
+            if channels.is_empty() {
+                println!("  channels: none enabled");
+            }
+            for c in channels {
+                println!(
+                    "  channel {}: {}{}",
+                    c["channel"].as_str().unwrap_or("?"),
+                    c["state"].as_str().unwrap_or("?"),
+                    c["lastError"]
+                        .as_str()
+                        .map(|e| format!(" (last error: {e})"))
+                        .unwrap_or_default()
+                );
+            }
+        }
+        Err(e) => println!("  probe failed: {e}"),
+    }
+    Ok(exit::OK)
+}
+
+fn probe(config: Option<&std::path::Path>, url: &str) -> Result<Value, String> {
+    let mut opts = connect_options(config, Some(url.to_owned()), None, None).map_err(|e| e.to_string())?;
+    opts.client_name = "emonkd-status".into();
+    opts.connect_timeout = PROBE_TIMEOUT;
+    let client = GatewayClient::connect(opts).map_err(|e| e.to_string())?;
+    let result = client
+        .call("gateway.status", json!({}), PROBE_TIMEOUT)
+        .map_err(|e| e.to_string());
+    client.close();
+    result
+}

@@ -1,0 +1,16 @@
+//! Process exit codes, in one place so the CLI, the man page and the tests agree.
+//!
+//! The numbers follow the contract: 0 ok, 1 runtime failure, 2 usage, 3 not running
+//! (`status`, `stop`), 78 configuration error (sysexits' EX_CONFIG, which systemd units can
+//! list in `RestartPreventExitStatus` so a bad config is not restarted in a loop).
+
+/// Success.
+pub const OK: u8 = 0;
+/// A runtime failure: I/O, a lost connection, an error answer from the gateway.
+pub const FAILURE: u8 = 1;
+/// The command line could not be parsed.
+pub const USAGE: u8 = 2;
+/// `status` / `stop`: no gateway is running for this config.
+pub const NOT_RUNNING: u8 = 3;
+/// The configuration is invalid, the port is in use, or a non-loopback bind has no auth.
+pub const CONFIG: u8 = 78;

@@ -1,0 +1,117 @@
+//! One running gateway instance: the event loop, the router and the connectors, built from
+//! one config. An in-process restart stops the instance and starts a new one; the process,
+//! its pid, the lock and (when the address is unchanged) the listening socket stay.
+
+use std::collections::BTreeMap;
+use std::io;
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Sender};
+
+use super::Control;
+use super::threads::ThreadGroup;
+use crate::bus::ToRouter;
+use crate::config::Config;
+use crate::router::{RestartHook, Router, RouterSettings};
+use crate::server::{CONNECT_TIMEOUT, EventLoop, ServerSettings};
+
+/// How long clients get to finish their close handshake at shutdown, at most.
+const DRAIN: Duration = Duration::from_secs(1);
+
+/// Where the instance listens, for `gateway.status`.
+pub struct BindInfo {
+    pub host: String,
+    pub port: u16,
+    pub mode: &'static str,
+}
+
+pub struct Instance {
+    threads: ThreadGroup,
+    router: Sender<ToRouter>,
+}
+
+fn server_settings(config: &Config) -> ServerSettings {
+    let g = &config.gateway;
+    ServerSettings {
+        max_payload: g.max_payload_bytes,
+        max_clients: g.max_clients,
+        tick_interval: Duration::from_millis(g.tick_interval_ms),
+        allowed_origins: g.allowed_origins.clone().into(),
+        backlog_limit: g.client_backlog_bytes,
+        token: g.auth.token.as_ref().map(|s| s.expose().to_owned()),
+        password: g.auth.password.as_ref().map(|s| s.expose().to_owned()),
+        connect_timeout: CONNECT_TIMEOUT,
+    }
+}
+
+impl Instance {
+    /// Start the loop and router threads on a clone of `listener`.
+    pub fn start(
+        config: &Config,
+        listener: &TcpListener,
+        bind: &BindInfo,
+        process_started: Instant,
+        restart: RestartHook,
+    ) -> io::Result<Instance> {
+        let (router_tx, router_rx) = crossbeam_channel::unbounded();
+        let (event_loop, loop_handle) =
+            EventLoop::new(listener.try_clone()?, server_settings(config), router_tx.clone())?;
+        let settings = RouterSettings {
+            agent_timeout: Duration::from_millis(config.gateway.agent_timeout_ms),
+            bind_host: bind.host.clone(),
+            bind_mode: bind.mode,
+            port: bind.port,
+            process_started,
+            restart,
+        };
+        let router = Router::new(router_rx, loop_handle, settings, BTreeMap::new());
+        let mut threads = ThreadGroup::new();
+        threads.spawn("emonk-loop", move || event_loop.run())?;
+        threads.spawn("emonk-router", move || router.run())?;
+        Ok(Instance {
+            threads,
+            router: router_tx,
+        })
+    }
+
+    /// Receives the name of any instance thread that finishes; before a stop that means it
+    /// died.
+    pub fn finished(&self) -> &Receiver<String> {
+        self.threads.finished()
+    }
+
+    /// Record a finish taken from [`Instance::finished`].
+    pub fn mark_finished(&mut self, name: String) {
+        self.threads.mark_finished(name);
+    }
+
+    /// Stop everything: clients get `shutdown` and a close code (1012 with
+    /// `restart_expected_ms`, else 1001), connectors are told to stop, and every thread is
+    /// joined by `deadline`. Control messages arriving meanwhile go to `on_control`.
+    pub fn stop(
+        self,
+        restart_expected_ms: Option<u64>,
+        deadline: Instant,
+        control: &Receiver<Control>,
+        on_control: &mut dyn FnMut(Control),
+    ) -> Result<(), Vec<String>> {
+        let drain_until = (Instant::now() + DRAIN).min(deadline);
+        let _ = self.router.send(ToRouter::Shutdown {
+            restart_expected_ms,
+            drain_until,
+        });
+        drop(self.router);
+        self.threads.wait_until(deadline, control, on_control)
+    }
+}
+
+/// The hook `gateway.restart` runs: authorize, then signal ourselves, so the restart takes the
+/// same path as `emonkd restart`.
+pub fn self_restart_hook(lock_path: std::path::PathBuf) -> RestartHook {
+    Arc::new(move || {
+        crate::lock::authorize_restart(&lock_path)?;
+        crate::procinfo::send_signal(std::process::id(), libc::SIGUSR1)
+    })
+}

@@ -1,0 +1,268 @@
+//! The daemon's life: config, lock, listening socket, then a supervisor loop that starts a
+//! gateway [`instance::Instance`], waits for a signal, and stops or restarts it in-process.
+//!
+//! Threads: the main thread supervises; `emonk-signals` forwards signals; each instance has
+//! `emonk-loop`, `emonk-router` and one thread per connector. A stop is bounded by
+//! [`STOP_BUDGET`] from the signal: past it the process logs what is stuck and exits anyway.
+
+mod instance;
+mod listener;
+mod signals;
+mod threads;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, select};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1};
+
+use crate::config::{self, BindMode, Config, Overrides};
+use crate::error::Error;
+use crate::lock::{self, GatewayLock, LockPayload};
+use crate::paths::{self, ConfigLocation};
+use crate::router::RESTART_EXPECTED_MS;
+use instance::Instance;
+use listener::Listener;
+use signals::SignalThread;
+
+/// The whole graceful stop, from the signal to exit.
+pub const STOP_BUDGET: Duration = Duration::from_secs(5);
+/// How long `run` waits for another gateway with the same config to release the lock.
+pub const LOCK_WAIT: Duration = Duration::from_secs(5);
+/// How old a restart authorization may be when SIGUSR1 arrives.
+const RESTART_AUTH_MAX_AGE: Duration = Duration::from_secs(30);
+
+/// Messages to the supervisor.
+#[derive(Debug)]
+pub enum Control {
+    Signal(i32),
+}
+
+/// `emonkd run` options.
+#[derive(Debug, Default)]
+pub struct RunOptions {
+    pub config: Option<PathBuf>,
+    pub port: Option<u16>,
+    pub bind: Option<BindMode>,
+}
+
+/// What ended a wait.
+enum Action {
+    Stop(&'static str),
+    Restart(&'static str),
+    ThreadDied(String),
+}
+
+/// Run the gateway in the foreground until stopped.
+pub fn run(opts: RunOptions) -> Result<(), Error> {
+    let process_started = Instant::now();
+    let env = paths::process_env;
+    let location = paths::config_location(opts.config.as_deref(), &env).map_err(Error::Config)?;
+    let overrides = Overrides {
+        port: opts.port,
+        bind: opts.bind,
+    };
+    let config = config::load(&location, &overrides, &env)?;
+    let state_dir = paths::state_dir(&env).map_err(Error::Config)?;
+    paths::ensure_private_dir(&state_dir).map_err(|e| {
+        Error::failure(format!(
+            "cannot create the state dir {}: {e}; set EMONK_STATE_DIR to a writable directory",
+            state_dir.display()
+        ))
+    })?;
+    // Signal handlers first, before any other thread exists.
+    let (control_tx, control_rx) = crossbeam_channel::bounded(16);
+    let signals = SignalThread::start(control_tx)
+        .map_err(|e| Error::failure(format!("cannot install signal handlers: {e}")))?;
+    let daemon = Daemon {
+        location,
+        overrides,
+        state_dir,
+        control: control_rx,
+        process_started,
+    };
+    let result = daemon.supervise(config);
+    signals.stop();
+    result
+}
+
+struct Daemon {
+    location: ConfigLocation,
+    overrides: Overrides,
+    state_dir: PathBuf,
+    control: Receiver<Control>,
+    process_started: Instant,
+}
+
+impl Daemon {
+    fn supervise(&self, mut config: Config) -> Result<(), Error> {
+        let lock_path = lock::lock_path(&self.state_dir, &self.location.path);
+        let mut lock = if lock::multi_gateway_allowed(&paths::process_env) {
+            log::warn!(
+                "{}=1: running without the single-instance lock",
+                lock::MULTI_GATEWAY_ENV
+            );
+            None
+        } else {
+            Some(GatewayLock::acquire(&lock_path, LOCK_WAIT)?)
+        };
+        match crate::procinfo::raise_nofile_limit() {
+            Ok((old, new)) => log::debug!("open file limit raised from {old} to {new}"),
+            Err(e) => log::warn!("could not raise the open file limit: {e}"),
+        }
+        let mut listener = Listener::bind(&config.gateway)?;
+        self.announce(&mut lock, &listener, &config)?;
+        let restart_hook = instance::self_restart_hook(lock_path.clone());
+        loop {
+            let bind_info = listener.info(config.gateway.bind);
+            let mut instance = Instance::start(
+                &config,
+                listener.socket(),
+                &bind_info,
+                self.process_started,
+                restart_hook.clone(),
+            )
+            .map_err(|e| Error::failure(format!("cannot start the gateway threads: {e}")))?;
+            match self.wait_for_action(&mut instance, &lock_path) {
+                Action::Stop(why) => {
+                    log::info!("{why}: stopping (bounded at {}s)", STOP_BUDGET.as_secs());
+                    self.stop_instance(instance, None);
+                    log::info!("stopped");
+                    return Ok(());
+                }
+                Action::ThreadDied(name) => {
+                    log::error!(
+                        "thread {name} stopped unexpectedly; stopping the gateway so the supervisor can restart it"
+                    );
+                    self.stop_instance(instance, None);
+                    return Err(Error::failure(format!(
+                        "internal thread {name} stopped unexpectedly"
+                    )));
+                }
+                Action::Restart(why) => {
+                    log::info!("{why}: restarting in-process (pid {})", std::process::id());
+                    let (next_config, next_listener) = self.prepare_restart(&config, &listener);
+                    if self.stop_instance(instance, Some(RESTART_EXPECTED_MS)) {
+                        log::info!("stop requested during the restart: stopped");
+                        return Ok(());
+                    }
+                    if let Some(c) = next_config {
+                        config = c;
+                    }
+                    if let Some(l) = next_listener {
+                        listener = l;
+                    }
+                    self.announce(&mut lock, &listener, &config)?;
+                }
+            }
+        }
+    }
+
+    /// Publish the lock payload and log the line scripts and tests wait for.
+    fn announce(
+        &self,
+        lock: &mut Option<GatewayLock>,
+        listener: &Listener,
+        config: &Config,
+    ) -> Result<(), Error> {
+        if let Some(lock) = lock.as_mut() {
+            let payload = LockPayload::for_this_process(
+                &self.location.path,
+                &listener.host().to_string(),
+                listener.port(),
+            );
+            lock.publish(&payload).map_err(|e| {
+                Error::failure(format!(
+                    "cannot write the lock payload {}: {e}",
+                    lock.path().display()
+                ))
+            })?;
+        }
+        if !config.gateway.auth_required() {
+            log::warn!(
+                "no gateway.auth configured: any local user can connect; set gateway.auth.token to require a token"
+            );
+        }
+        log::info!("listening on {}", listener.url());
+        Ok(())
+    }
+
+    /// Re-read the config and, if the address changed, bind the new one, before the running
+    /// instance is stopped: a bad config or a busy port keeps the current ones.
+    fn prepare_restart(&self, current: &Config, listener: &Listener) -> (Option<Config>, Option<Listener>) {
+        let next = match config::load(&self.location, &self.overrides, &paths::process_env) {
+            Ok(c) => c,
+            Err(e) => {
+                log::error!("reload failed, keeping the running config: {e}");
+                return (None, None);
+            }
+        };
+        if listener.serves(&next.gateway) {
+            return (Some(next), None);
+        }
+        match Listener::bind(&next.gateway) {
+            Ok(l) => (Some(next), Some(l)),
+            Err(e) => {
+                log::error!("reload: {e}; keeping the running config on {}", listener.url());
+                let _ = current;
+                (None, None)
+            }
+        }
+    }
+
+    fn wait_for_action(&self, instance: &mut Instance, lock_path: &Path) -> Action {
+        loop {
+            let finished = instance.finished().clone();
+            select! {
+                recv(self.control) -> msg => {
+                    let Ok(Control::Signal(sig)) = msg else { return Action::Stop("signal thread gone") };
+                    match sig {
+                        SIGTERM | SIGINT => return Action::Stop(signals::name(sig)),
+                        SIGHUP => return Action::Restart("SIGHUP (reload)"),
+                        SIGUSR1 if lock::take_restart_authorization(lock_path, RESTART_AUTH_MAX_AGE) => {
+                            return Action::Restart("SIGUSR1 (authorized restart)");
+                        }
+                        SIGUSR1 => log::warn!(
+                            "SIGUSR1 received but the restart is not authorized (use `emonkd restart` or the gateway.restart method); ignoring"
+                        ),
+                        _ => {}
+                    }
+                }
+                recv(finished) -> name => {
+                    let name = name.unwrap_or_default();
+                    instance.mark_finished(name.clone());
+                    return Action::ThreadDied(name);
+                }
+            }
+        }
+    }
+
+    /// Stop an instance within [`STOP_BUDGET`]. Returns true if a stop signal arrived while
+    /// stopping (so a restart should not continue). Exits the process if the budget runs out.
+    fn stop_instance(&self, instance: Instance, restart_expected_ms: Option<u64>) -> bool {
+        let deadline = Instant::now() + STOP_BUDGET;
+        let mut stop_requested = false;
+        let mut on_control = |msg: Control| {
+            let Control::Signal(sig) = msg;
+            match (sig, restart_expected_ms) {
+                (SIGTERM | SIGINT, Some(_)) => {
+                    log::info!(
+                        "{} received while restarting: will stop instead",
+                        signals::name(sig)
+                    );
+                    stop_requested = true;
+                }
+                _ => log::info!("{} received while stopping: already stopping", signals::name(sig)),
+            }
+        };
+        if let Err(stuck) = instance.stop(restart_expected_ms, deadline, &self.control, &mut on_control) {
+            log::error!(
+                "shutdown timed out after {}s (still running: {}); exiting anyway",
+                STOP_BUDGET.as_secs(),
+                stuck.join(", ")
+            );
+            std::process::exit(i32::from(crate::exit::FAILURE));
+        }
+        stop_requested
+    }
+}

@@ -1,0 +1,311 @@
+//! The router thread: every decision that needs state across connections.
+//!
+//! It knows who is connected (and which one is the agent), forwards `agent.*` requests and
+//! relays the agent's streamed answers, answers the gateway and channel methods, keeps
+//! operators' event subscriptions, and talks to the connectors. It never touches a socket:
+//! it sends prepared frames to the event loop through a [`LoopHandle`], and never blocks
+//! except waiting for its next message or the next forwarding deadline.
+
+mod forwarding;
+mod methods;
+
+pub use methods::RESTART_EXPECTED_MS;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use serde_json::value::RawValue;
+
+use crate::bus::{Audience, ConnId, LoopHandle, Peer, ToLoop, ToRouter};
+use crate::channels::{ChannelStatus, ConnectorCommand, ConnectorEvent};
+use crate::protocol::{ErrorBody, ErrorCode, Role, close, frames};
+use forwarding::Forwarding;
+
+/// What `gateway.restart` does after answering: write the one-shot authorization and signal
+/// the process, so every restart takes the same path as `emonkd restart`.
+pub type RestartHook = Arc<dyn Fn() -> std::io::Result<()> + Send + Sync>;
+
+/// Facts about this gateway, for `gateway.status`.
+#[derive(Clone)]
+pub struct RouterSettings {
+    pub agent_timeout: Duration,
+    pub bind_host: String,
+    pub bind_mode: &'static str,
+    pub port: u16,
+    /// When the process started (uptime survives in-process restarts).
+    pub process_started: Instant,
+    pub restart: RestartHook,
+}
+
+/// A connector as the router sees it: where to send commands, and its last status.
+pub struct ConnectorSlot {
+    pub commands: Sender<ConnectorCommand>,
+    pub status: ChannelStatus,
+}
+
+pub struct Router {
+    rx: Receiver<ToRouter>,
+    out: LoopHandle,
+    settings: RouterSettings,
+    peers: HashMap<ConnId, Peer>,
+    agent: Option<ConnId>,
+    subscriptions: HashMap<ConnId, HashSet<&'static str>>,
+    forwarding: Forwarding,
+    connectors: BTreeMap<&'static str, ConnectorSlot>,
+}
+
+impl Router {
+    pub fn new(
+        rx: Receiver<ToRouter>,
+        out: LoopHandle,
+        settings: RouterSettings,
+        connectors: BTreeMap<&'static str, ConnectorSlot>,
+    ) -> Router {
+        Router {
+            rx,
+            out,
+            settings,
+            peers: HashMap::new(),
+            agent: None,
+            subscriptions: HashMap::new(),
+            forwarding: Forwarding::default(),
+            connectors,
+        }
+    }
+
+    /// Run until `Shutdown` (or until every sender is gone).
+    pub fn run(mut self) {
+        loop {
+            let msg = match self.forwarding.next_deadline() {
+                Some(deadline) => match self.rx.recv_deadline(deadline) {
+                    Ok(msg) => Some(msg),
+                    Err(RecvTimeoutError::Timeout) => None,
+                    Err(RecvTimeoutError::Disconnected) => break,
+                },
+                None => match self.rx.recv() {
+                    Ok(msg) => Some(msg),
+                    Err(_) => break,
+                },
+            };
+            if let Some(msg) = msg {
+                if let ToRouter::Shutdown {
+                    restart_expected_ms,
+                    drain_until,
+                } = msg
+                {
+                    self.shutdown(restart_expected_ms, drain_until);
+                    break;
+                }
+                self.handle(msg);
+            }
+            self.expire_forwards(Instant::now());
+        }
+        log::debug!("router stopped");
+    }
+
+    fn handle(&mut self, msg: ToRouter) {
+        match msg {
+            ToRouter::Joined(peer) => self.on_joined(peer),
+            ToRouter::Left(conn) => self.on_left(conn),
+            ToRouter::Request {
+                conn,
+                request_id,
+                method,
+                params,
+            } => self.on_request(conn, request_id, method, params),
+            ToRouter::AgentResponse {
+                conn,
+                request_id,
+                is_final,
+                result,
+                error,
+            } => self.on_agent_response(conn, &request_id, is_final, result, error),
+            ToRouter::Connector(ConnectorEvent::Status(status)) => self.on_channel_status(status),
+            ToRouter::Shutdown { .. } => unreachable!("handled in run"),
+        }
+    }
+
+    fn reply(&self, conn: ConnId, request_id: &str, result: Result<serde_json::Value, ErrorBody>) {
+        let frame = match result {
+            Ok(v) => frames::response_ok(request_id, &v),
+            Err(e) => frames::response_error(request_id, &e),
+        };
+        self.out.send_frame(conn, frame);
+    }
+
+    fn on_joined(&mut self, peer: Peer) {
+        if peer.role == Role::Agent {
+            if let Some(old) = self.agent.replace(peer.conn) {
+                log::info!("agent connection {} superseded by {}", old, peer.conn);
+                self.fail_forwards_of_agent(old, "the agent was superseded by a newer agent connection");
+                self.out.send(ToLoop::Close {
+                    conn: old,
+                    code: close::POLICY,
+                    reason: "superseded",
+                });
+                self.peers.remove(&old);
+                self.subscriptions.remove(&old);
+            }
+        }
+        self.peers.insert(peer.conn, peer);
+    }
+
+    fn on_left(&mut self, conn: ConnId) {
+        let Some(peer) = self.peers.remove(&conn) else {
+            return;
+        };
+        self.subscriptions.remove(&conn);
+        if self.agent == Some(conn) {
+            self.agent = None;
+            log::info!("agent disconnected (connection {conn})");
+            self.fail_forwards_of_agent(conn, "the agent disconnected before answering");
+        }
+        // Answers for a caller that left have nowhere to go.
+        self.forwarding.remove_where(|f| f.caller == conn);
+        log::debug!("client {conn} ({:?}) left", peer.client_name);
+    }
+
+    fn fail_forwards_of_agent(&mut self, agent: ConnId, why: &str) {
+        for f in self.forwarding.remove_where(|f| f.agent == agent) {
+            let body = ErrorBody::retryable(ErrorCode::Unavailable, why, None);
+            self.out
+                .send_frame(f.caller, frames::response_error(&f.caller_request_id, &body));
+        }
+    }
+
+    fn on_request(
+        &mut self,
+        conn: ConnId,
+        request_id: String,
+        method: String,
+        params: Option<Box<RawValue>>,
+    ) {
+        let Some(peer) = self.peers.get(&conn) else {
+            return; // raced with its own disconnect
+        };
+        if peer.mode == crate::protocol::Mode::Readonly
+            && !crate::protocol::READONLY_METHODS.contains(&method.as_str())
+        {
+            let body = ErrorBody::new(
+                ErrorCode::Forbidden,
+                format!("{method} is not allowed for readonly clients"),
+            );
+            self.reply(conn, &request_id, Err(body));
+            return;
+        }
+        if method.starts_with("agent.") {
+            self.forward_to_agent(conn, request_id, method, params);
+            return;
+        }
+        let result = self.call_method(conn, &method, params.as_deref());
+        self.reply(conn, &request_id, result);
+    }
+
+    fn forward_to_agent(
+        &mut self,
+        conn: ConnId,
+        request_id: String,
+        method: String,
+        params: Option<Box<RawValue>>,
+    ) {
+        if self.agent == Some(conn) {
+            let body = ErrorBody::new(
+                ErrorCode::InvalidRequest,
+                "the agent cannot call agent.* methods on itself",
+            );
+            self.reply(conn, &request_id, Err(body));
+            return;
+        }
+        let Some(agent) = self.agent else {
+            let body = ErrorBody::retryable(ErrorCode::Unavailable, "no agent is connected", None);
+            self.reply(conn, &request_id, Err(body));
+            return;
+        };
+        let deadline = Instant::now() + self.settings.agent_timeout;
+        let id = self
+            .forwarding
+            .insert(conn, request_id, agent, method.clone(), deadline);
+        self.out
+            .send_frame(agent, frames::forwarded_request(&id, &method, params.as_deref()));
+    }
+
+    fn on_agent_response(
+        &mut self,
+        conn: ConnId,
+        request_id: &str,
+        is_final: bool,
+        result: Option<Box<RawValue>>,
+        error: Option<Box<RawValue>>,
+    ) {
+        let now = Instant::now();
+        let Some(f) =
+            self.forwarding
+                .on_response(request_id, conn, is_final, now, self.settings.agent_timeout)
+        else {
+            log::debug!("dropping agent response for unknown or finished request {request_id:?}");
+            return;
+        };
+        let frame = match (result, error) {
+            (Some(r), _) => frames::response_raw(&f.caller_request_id, is_final, r.get()),
+            (None, Some(e)) => frames::response_error_raw(&f.caller_request_id, is_final, e.get()),
+            (None, None) => return,
+        };
+        self.out.send_frame(f.caller, frame);
+    }
+
+    fn expire_forwards(&mut self, now: Instant) {
+        for f in self.forwarding.expire(now) {
+            let ms = self.settings.agent_timeout.as_millis();
+            log::warn!(
+                "agent did not answer {} within {ms} ms (gateway.agentTimeoutMs)",
+                f.method
+            );
+            let body = ErrorBody::retryable(
+                ErrorCode::Timeout,
+                format!("the agent did not answer {} within {ms} ms", f.method),
+                None,
+            );
+            self.out
+                .send_frame(f.caller, frames::response_error(&f.caller_request_id, &body));
+        }
+    }
+
+    fn on_channel_status(&mut self, status: ChannelStatus) {
+        let Some(slot) = self.connectors.get_mut(status.channel) else {
+            return;
+        };
+        let changed = slot.status.state != status.state || slot.status.last_error != status.last_error;
+        slot.status = status;
+        if changed {
+            let s = &slot.status;
+            let params = serde_json::json!({"channel": s.channel, "state": s.state, "error": s.last_error});
+            self.out.send(ToLoop::Event {
+                to: Audience::All,
+                name: "channel.status",
+                params: params.to_string().into(),
+            });
+        }
+    }
+
+    fn shutdown(&mut self, restart_expected_ms: Option<u64>, drain_until: Instant) {
+        let why = if restart_expected_ms.is_some() {
+            "gateway restarting"
+        } else {
+            "gateway stopping"
+        };
+        for f in self.forwarding.remove_where(|_| true) {
+            let body = ErrorBody::retryable(ErrorCode::Unavailable, why, restart_expected_ms);
+            self.out
+                .send_frame(f.caller, frames::response_error(&f.caller_request_id, &body));
+        }
+        for slot in self.connectors.values() {
+            let _ = slot.commands.send(ConnectorCommand::Stop);
+        }
+        self.out.send(ToLoop::Shutdown {
+            restart_expected_ms,
+            drain_until,
+        });
+    }
+}
