@@ -1,0 +1,427 @@
+//! Shared harness for integration tests: start the real `emonkd` binary on port 0 with a
+//! temporary config and state dir, read the port from its `listening on` line, and talk to it
+//! with a raw WebSocket client. Every wait is bounded, and a watchdog aborts a hung test
+//! binary instead of hanging CI.
+
+#![allow(dead_code)] // each test file uses a different subset
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpStream;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use tungstenite::protocol::WebSocketConfig;
+use tungstenite::{Message, WebSocket};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_emonkd");
+
+/// Aborts the whole test process if not dropped within its limit: a hang fails loudly.
+pub struct Watchdog {
+    done: Arc<(Mutex<bool>, Condvar)>,
+}
+
+impl Watchdog {
+    pub fn new(name: &str, limit: Duration) -> Watchdog {
+        let done = Arc::new((Mutex::new(false), Condvar::new()));
+        let d = done.clone();
+        let name = name.to_owned();
+        thread::spawn(move || {
+            let (lock, cvar) = &*d;
+            let guard = lock.lock().unwrap();
+            let (guard, _) = cvar.wait_timeout_while(guard, limit, |done| !*done).unwrap();
+            if !*guard {
+                eprintln!("WATCHDOG: test {name} exceeded {limit:?}; aborting");
+                std::process::abort();
+            }
+        });
+        Watchdog { done }
+    }
+}
+
+impl Drop for Watchdog {
+    fn drop(&mut self) {
+        let (lock, cvar) = &*self.done;
+        *lock.lock().unwrap() = true;
+        cvar.notify_all();
+    }
+}
+
+/// Captured stderr lines of a child, with a way to wait for one.
+#[derive(Clone, Default)]
+pub struct Log {
+    inner: Arc<(Mutex<Vec<String>>, Condvar)>,
+}
+
+impl Log {
+    fn push(&self, line: String) {
+        let (lock, cvar) = &*self.inner;
+        lock.lock().unwrap().push(line);
+        cvar.notify_all();
+    }
+
+    pub fn lines(&self) -> Vec<String> {
+        self.inner.0.lock().unwrap().clone()
+    }
+
+    pub fn text(&self) -> String {
+        self.lines().join("\n")
+    }
+
+    /// Wait for the `nth` (0-based) line containing `needle`.
+    pub fn wait_for_nth(&self, needle: &str, nth: usize, timeout: Duration) -> Option<String> {
+        let (lock, cvar) = &*self.inner;
+        let deadline = Instant::now() + timeout;
+        let mut guard = lock.lock().unwrap();
+        loop {
+            if let Some(l) = guard.iter().filter(|l| l.contains(needle)).nth(nth) {
+                return Some(l.clone());
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return None;
+            }
+            guard = cvar.wait_timeout(guard, deadline - now).unwrap().0;
+        }
+    }
+
+    pub fn wait_for(&self, needle: &str, timeout: Duration) -> Option<String> {
+        self.wait_for_nth(needle, 0, timeout)
+    }
+
+    pub fn count(&self, needle: &str) -> usize {
+        self.lines().iter().filter(|l| l.contains(needle)).count()
+    }
+}
+
+/// A temporary home for a gateway: config file and state dir.
+pub struct Home {
+    pub dir: tempfile::TempDir,
+}
+
+impl Home {
+    pub fn new(config: &str) -> Home {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("emonk.json"), config).unwrap();
+        Home { dir }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.path().join("emonk.json")
+    }
+
+    pub fn state_dir(&self) -> PathBuf {
+        self.dir.path().join("state")
+    }
+
+    pub fn write_config(&self, config: &str) {
+        std::fs::write(self.config_path(), config).unwrap();
+    }
+
+    /// An `emonkd` command with a clean environment pointing at this home.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(BIN);
+        cmd.args(args)
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", self.path())
+            .env("EMONK_CONFIG", self.config_path())
+            .env("EMONK_STATE_DIR", self.state_dir())
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null());
+        cmd
+    }
+
+    /// Run a CLI command to completion (bounded by the command's own timeouts and a kill
+    /// after `limit`).
+    pub fn run_cli(&self, args: &[&str], limit: Duration) -> Output {
+        let mut child = self
+            .command(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + limit;
+        loop {
+            if child.try_wait().unwrap().is_some() {
+                return child.wait_with_output().unwrap();
+            }
+            if Instant::now() >= deadline {
+                let _ = child.kill();
+                let out = child.wait_with_output().unwrap();
+                panic!(
+                    "emonkd {args:?} did not finish within {limit:?}; stderr: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+            thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    pub fn cli(&self, args: &[&str]) -> Output {
+        self.run_cli(args, Duration::from_secs(20))
+    }
+}
+
+/// A running `emonkd run` child.
+pub struct Gateway {
+    pub child: Child,
+    pub log: Log,
+    pub port: u16,
+    pub pid: u32,
+}
+
+/// Wait for `listening on ws://HOST:PORT` (the `nth` occurrence) and return the port.
+pub fn listening_port(log: &Log, nth: usize) -> Option<u16> {
+    let line = log.wait_for_nth("listening on ws://", nth, Duration::from_secs(10))?;
+    let addr = line.split("listening on ws://").nth(1)?.trim();
+    addr.rsplit(':').next()?.parse().ok()
+}
+
+impl Gateway {
+    /// `emonkd run --port 0` in `home`, waiting for its `listening on` line.
+    pub fn start(home: &Home) -> Gateway {
+        Gateway::start_with(home, &["run", "--port", "0"], &[])
+    }
+
+    pub fn start_with(home: &Home, args: &[&str], env: &[(&str, &str)]) -> Gateway {
+        let mut gw = Gateway::spawn(home, args, env);
+        gw.port = listening_port(&gw.log, 0)
+            .unwrap_or_else(|| panic!("gateway did not start listening; log:\n{}", gw.log.text()));
+        gw
+    }
+
+    /// Spawn without waiting for anything (port stays 0).
+    pub fn spawn(home: &Home, args: &[&str], env: &[(&str, &str)]) -> Gateway {
+        let mut cmd = home.command(args);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        cmd.stdout(Stdio::null()).stderr(Stdio::piped());
+        // Die with the test process even if it aborts (watchdog) before Drop runs.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
+        let mut child = cmd.spawn().unwrap();
+        let log = Log::default();
+        let stderr = child.stderr.take().unwrap();
+        let l = log.clone();
+        thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                l.push(line);
+            }
+        });
+        let pid = child.id();
+        Gateway {
+            child,
+            log,
+            port: 0,
+            pid,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("ws://127.0.0.1:{}", self.port)
+    }
+
+    pub fn signal(&self, sig: i32) {
+        unsafe {
+            libc::kill(self.pid as i32, sig);
+        }
+    }
+
+    /// Wait for the process to exit.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// Connect a raw client that has sent `connect` and received `hello_ok`.
+    pub fn client(&self, token: Option<&str>, role: &str, mode: &str) -> Ws {
+        let mut ws = Ws::open(self.port);
+        ws.send_json(&connect_frame(token, role, mode));
+        let hello = ws.next_json(Duration::from_secs(5)).expect("hello");
+        assert_eq!(hello["type"], "hello_ok", "connect refused: {hello}");
+        ws
+    }
+
+    pub fn operator(&self) -> Ws {
+        self.client(None, "operator", "operator")
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn connect_frame(token: Option<&str>, role: &str, mode: &str) -> Value {
+    let mut params = json!({
+        "protocolVersion": 1, "clientName": "test", "clientVersion": "0",
+        "mode": mode, "role": role,
+    });
+    if let Some(t) = token {
+        params["auth"] = json!({"token": t});
+    }
+    json!({"type": "connect", "params": params})
+}
+
+/// How a read ended when no frame came.
+#[derive(Debug, PartialEq)]
+pub enum End {
+    /// A close frame with this code (and reason).
+    Closed(u16, String),
+    /// The connection ended without a close frame.
+    Dropped(String),
+    Timeout,
+}
+
+/// A raw, blocking WebSocket test client.
+pub struct Ws {
+    pub ws: WebSocket<TcpStream>,
+}
+
+impl Ws {
+    pub fn open(port: u16) -> Ws {
+        Ws::open_with(port, None).expect("WebSocket handshake")
+    }
+
+    /// Open with an optional Origin header; Err carries the HTTP status on refusal.
+    pub fn open_with(port: u16, origin: Option<&str>) -> Result<Ws, String> {
+        let stream = TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
+        stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        stream.set_nodelay(true).unwrap();
+        let mut req =
+            tungstenite::client::IntoClientRequest::into_client_request(format!("ws://127.0.0.1:{port}/"))
+                .unwrap();
+        if let Some(o) = origin {
+            req.headers_mut().insert("Origin", o.parse().unwrap());
+        }
+        let config = WebSocketConfig::default()
+            .max_message_size(None)
+            .max_frame_size(None);
+        match tungstenite::client::client_with_config(req, stream, Some(config)) {
+            Ok((ws, _)) => Ok(Ws { ws }),
+            Err(tungstenite::HandshakeError::Failure(tungstenite::Error::Http(resp))) => {
+                Err(format!("HTTP {}", resp.status().as_u16()))
+            }
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    pub fn send_text(&mut self, text: &str) {
+        self.ws.send(Message::text(text.to_owned())).expect("send");
+    }
+
+    pub fn send_json(&mut self, v: &Value) {
+        self.send_text(&v.to_string());
+    }
+
+    /// The next text frame as JSON, or how the connection ended.
+    pub fn next(&mut self, timeout: Duration) -> Result<Value, End> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(End::Timeout);
+            }
+            self.ws
+                .get_ref()
+                .set_read_timeout(Some(left.min(Duration::from_millis(200))))
+                .unwrap();
+            match self.ws.read() {
+                Ok(Message::Text(t)) => return Ok(serde_json::from_str(&t).expect("gateway sent JSON")),
+                Ok(Message::Close(Some(f))) => return Err(End::Closed(f.code.into(), f.reason.to_string())),
+                Ok(Message::Close(None)) => return Err(End::Closed(1005, String::new())),
+                Ok(_) => {}
+                Err(tungstenite::Error::Io(e))
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) => {}
+                Err(e) => return Err(End::Dropped(e.to_string())),
+            }
+        }
+    }
+
+    pub fn next_json(&mut self, timeout: Duration) -> Option<Value> {
+        self.next(timeout).ok()
+    }
+
+    /// Skip events (`tick` etc.) until a frame of another type or an event named `event`.
+    pub fn next_non_tick(&mut self, timeout: Duration) -> Result<Value, End> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let v = self.next(deadline.saturating_duration_since(Instant::now()))?;
+            if v["type"] == "event" && v["event"] == "tick" {
+                continue;
+            }
+            return Ok(v);
+        }
+    }
+
+    /// Send a request and wait for its final response (skipping events and other ids).
+    pub fn request(&mut self, id: &str, method: &str, params: Value) -> Value {
+        self.send_json(&json!({"type": "request", "requestId": id, "method": method, "params": params}));
+        self.response(id, Duration::from_secs(5))
+    }
+
+    pub fn response(&mut self, id: &str, timeout: Duration) -> Value {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let v = self
+                .next(deadline.saturating_duration_since(Instant::now()))
+                .unwrap_or_else(|e| panic!("no response to {id}: {e:?}"));
+            if v["type"] == "response" && v["requestId"] == id {
+                return v;
+            }
+        }
+    }
+
+    /// Read until the connection closes; the close code, if a close frame came.
+    pub fn expect_close(&mut self, timeout: Duration) -> End {
+        let deadline = Instant::now() + timeout;
+        loop {
+            match self.next(deadline.saturating_duration_since(Instant::now())) {
+                Ok(_) => continue,
+                Err(end) => return end,
+            }
+        }
+    }
+}
+
+/// Poll `f` until it returns Some or `timeout` passes.
+pub fn eventually<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f() {
+            return Some(v);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+}
