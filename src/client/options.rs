@@ -11,48 +11,7 @@ pub const DEFAULT_URL: &str = "ws://127.0.0.1:18789";
 /// How long [`ClientOptions::default`] allows for TCP connect, WebSocket upgrade and hello.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// What this connection may do: `readonly` clients may only call the status methods.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Mode {
-    /// Full access to every method.
-    #[default]
-    Operator,
-    /// Only `gateway.ping`, `gateway.status` and `channels.status`; the gateway answers
-    /// anything else with `FORBIDDEN`.
-    Readonly,
-}
-
-impl Mode {
-    /// The wire spelling used in the `connect` frame.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Mode::Operator => "operator",
-            Mode::Readonly => "readonly",
-        }
-    }
-}
-
-/// Which side of the agent relay this connection is on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Role {
-    /// A CLI, script or dashboard: sends requests, may subscribe to events.
-    #[default]
-    Operator,
-    /// The one active agent: receives `channel.message` events and forwarded `agent.*`
-    /// requests (see [`Incoming::Request`](super::Incoming::Request)). A newer agent
-    /// connection supersedes this one.
-    Agent,
-}
-
-impl Role {
-    /// The wire spelling used in the `connect` frame.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Operator => "operator",
-            Role::Agent => "agent",
-        }
-    }
-}
+pub use crate::protocol::{Mode, Role};
 
 /// Everything [`GatewayClient::connect`](super::GatewayClient::connect) needs.
 ///

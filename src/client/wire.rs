@@ -10,8 +10,7 @@ use serde_json::{Map, Value, json};
 use super::error::RemoteError;
 use super::options::ClientOptions;
 
-/// The protocol version this client speaks.
-pub const PROTOCOL_VERSION: u64 = 1;
+pub use crate::protocol::PROTOCOL_VERSION;
 
 /// What the gateway said about itself in `hello_ok`.
 #[derive(Debug, Clone, PartialEq, Eq)]

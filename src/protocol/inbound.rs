@@ -5,20 +5,48 @@ use serde_json::value::RawValue;
 
 use super::codes::{ErrorBody, ErrorCode};
 
-/// What a connection may do. `readonly` clients may only read status.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, serde::Serialize)]
+/// What a connection may do.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Mode {
+    /// Full access to every method.
+    #[default]
     Operator,
+    /// Only `gateway.ping`, `gateway.status` and `channels.status`; anything else is
+    /// answered with `FORBIDDEN`.
     Readonly,
 }
 
-/// Who a connection is. One `agent` is active at a time.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, serde::Serialize)]
+impl Mode {
+    /// The wire spelling used in the `connect` frame.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Operator => "operator",
+            Mode::Readonly => "readonly",
+        }
+    }
+}
+
+/// Which side of the agent relay a connection is on.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
+    /// A CLI, script or dashboard: sends requests, may subscribe to events.
+    #[default]
     Operator,
+    /// The one active agent: receives `channel.message` events and forwarded `agent.*`
+    /// requests. A newer agent connection supersedes this one.
     Agent,
+}
+
+impl Role {
+    /// The wire spelling used in the `connect` frame.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Operator => "operator",
+            Role::Agent => "agent",
+        }
+    }
 }
 
 /// Credentials offered in `connect`. Never logged.
@@ -44,20 +72,12 @@ pub struct ConnectParams {
     pub client_name: String,
     #[serde(default)]
     pub client_version: String,
-    #[serde(default = "default_mode")]
+    #[serde(default)]
     pub mode: Mode,
-    #[serde(default = "default_role")]
+    #[serde(default)]
     pub role: Role,
     #[serde(default)]
     pub auth: Option<Credential>,
-}
-
-fn default_mode() -> Mode {
-    Mode::Operator
-}
-
-fn default_role() -> Role {
-    Role::Operator
 }
 
 /// A frame from a client, with relayed payloads kept as raw JSON.
