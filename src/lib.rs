@@ -6,12 +6,15 @@
 //! - [`protocol`]: the wire protocol's frames, error codes and close codes.
 //! - [`server`]: the mio event loop that owns every client socket.
 //! - [`router`]: the thread that routes requests, agent forwarding and events.
+//! - [`spool`]: the durable journal of inbound messages until the agent acknowledges them.
+//! - [`backoff`]: retry delays shared by the client and the connectors.
 //! - [`bus`]: the messages between the loop, the router and the connectors.
 //! - [`channels`]: the connector interface (one thread per chat platform).
 //! - [`lifecycle`]: signals, graceful bounded stop, in-process restart.
 //! - [`client`]: a synchronous client for the gateway, used by the CLI and by agents.
 //! - [`cli`]: the `emonkd` command line; [`error`], [`exit`]: errors and exit codes.
 
+pub mod backoff;
 pub mod bus;
 pub mod channels;
 pub mod cli;
@@ -27,6 +30,7 @@ pub mod procinfo;
 pub mod protocol;
 pub mod router;
 pub mod server;
+pub mod spool;
 
 /// This gateway's version, reported in `hello_ok`, `gateway.status` and `--version`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

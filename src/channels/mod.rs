@@ -2,13 +2,23 @@
 //! trait and message set, so adding a platform never touches the event loop.
 //!
 //! A connector receives [`ConnectorCommand`]s on its own channel and reports to the router
-//! with [`ConnectorEvent`]s. Its thread is named `emonk-<channel>` and must return promptly
-//! after [`ConnectorCommand::Stop`] (every blocking call it makes has a timeout).
+//! with [`ConnectorEvent`]s. Its thread is named `emonk-<channel>` and returns promptly after
+//! [`ConnectorCommand::Stop`] (every blocking call it makes has a timeout, and a call still in
+//! flight at a stop is abandoned rather than waited for).
+//!
+//! Inbound messages do not travel through the router's channel: the connector appends them to
+//! the durable [`crate::spool::Spool`] first (fsynced), and only then reports
+//! [`ConnectorEvent::Inbound`] so the router can deliver them.
+
+pub mod telegram;
 
 use crossbeam_channel::{Receiver, Sender};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use crate::bus::ToRouter;
+use crate::protocol::ErrorBody;
+use crate::spool::Entry;
 
 /// A connector's state as shown by `channels.status` and `channel.status` events.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -16,14 +26,67 @@ use crate::bus::ToRouter;
 pub struct ChannelStatus {
     pub channel: &'static str,
     pub enabled: bool,
-    /// `starting`, `running`, `backoff`, `unauthorized`, `stopped`, ...
+    /// `starting`, `running`, `backoff`, `conflict`, `unauthorized`, `stopped`.
     pub state: String,
     /// The bot account, e.g. `@emonk_bot`, once known.
     pub account: Option<String>,
     pub last_error: Option<String>,
+    /// Unix ms of the last successful poll (or socket activity).
+    pub last_poll_ms: Option<u64>,
     pub inbound: u64,
     pub outbound: u64,
+    /// Unacknowledged messages from this channel in the spool.
     pub spooled: u64,
+}
+
+impl ChannelStatus {
+    pub fn new(channel: &'static str, state: &str) -> ChannelStatus {
+        ChannelStatus {
+            channel,
+            enabled: true,
+            state: state.to_owned(),
+            account: None,
+            last_error: None,
+            last_poll_ms: None,
+            inbound: 0,
+            outbound: 0,
+            spooled: 0,
+        }
+    }
+}
+
+/// How `channels.send` text is to be rendered.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TextFormat {
+    #[default]
+    Plain,
+    Markdown,
+    Html,
+}
+
+/// The params of `channels.send`, validated.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct SendRequest {
+    pub channel: String,
+    pub to: String,
+    pub text: String,
+    #[serde(default)]
+    pub reply_to: Option<String>,
+    #[serde(default)]
+    pub thread_id: Option<String>,
+    #[serde(default)]
+    pub format: TextFormat,
+    #[serde(default)]
+    pub idempotency_key: Option<String>,
+}
+
+/// One `channels.send` handed to a connector; answered with [`ConnectorEvent::SendDone`].
+#[derive(Clone, Debug)]
+pub struct SendJob {
+    pub id: u64,
+    pub request: SendRequest,
 }
 
 /// What a connector tells the router.
@@ -32,12 +95,18 @@ pub enum ConnectorEvent {
     /// The connector's status changed (a `channel.status` event goes to every client when the
     /// state or error changed).
     Status(ChannelStatus),
+    /// These entries were appended to the spool (durably) and may be delivered.
+    Inbound(Vec<Entry>),
+    /// A send finished: the `channels.send` result (`{"channel","to","messageIds"}`) or error.
+    SendDone { id: u64, result: Result<Value, ErrorBody> },
 }
 
 /// What the router tells a connector.
 #[derive(Debug)]
 pub enum ConnectorCommand {
-    /// Stop: finish or abandon the current call within the shutdown budget and return.
+    /// Send a message; answer with [`ConnectorEvent::SendDone`] carrying the same id.
+    Send(SendJob),
+    /// Stop: abandon what is in flight within the shutdown budget and return.
     Stop,
 }
 

@@ -20,7 +20,7 @@ use tungstenite::protocol::CloseFrame;
 use tungstenite::protocol::frame::coding::CloseCode;
 
 use super::Incoming;
-use super::backoff::Backoff;
+use crate::backoff::Backoff;
 use super::error::{ClientError, RemoteError};
 use super::link::{self, Link, Ws, would_block};
 use super::options::{ClientOptions, Role};

@@ -19,7 +19,6 @@
 //! # Ok::<(), emonk::client::ClientError>(())
 //! ```
 
-mod backoff;
 mod error;
 mod io;
 mod link;

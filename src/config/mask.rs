@@ -63,6 +63,10 @@ pub fn masked_json(config: &Config) -> Value {
                 "allowFrom": s.allow_from,
             },
         },
+        "spool": {
+            "maxEntries": config.spool.max_entries,
+            "maxBytes": config.spool.max_bytes,
+        },
     })
 }
 
@@ -81,7 +85,7 @@ fn path(p: Option<&Path>) -> Value {
 #[cfg(test)]
 mod tests {
     use super::super::parse::{
-        AUTH_KEYS, CHANNELS_KEYS, DISCORD_KEYS, GATEWAY_KEYS, ROOT_KEYS, SLACK_KEYS, TELEGRAM_KEYS,
+        AUTH_KEYS, CHANNELS_KEYS, DISCORD_KEYS, GATEWAY_KEYS, ROOT_KEYS, SLACK_KEYS, SPOOL_KEYS, TELEGRAM_KEYS,
     };
     use super::*;
     use crate::config::BindMode;
@@ -108,6 +112,7 @@ mod tests {
         assert_eq!(keys(&v["channels"]["telegram"]), sorted(TELEGRAM_KEYS));
         assert_eq!(keys(&v["channels"]["discord"]), sorted(DISCORD_KEYS));
         assert_eq!(keys(&v["channels"]["slack"]), sorted(SLACK_KEYS));
+        assert_eq!(keys(&v["spool"]), sorted(SPOOL_KEYS));
     }
 
     #[test]

@@ -65,11 +65,38 @@ pub const DEFAULT_DISCORD_API: &str = "https://discord.com/api/v10";
 /// Default `channels.slack.apiBaseUrl`.
 pub const DEFAULT_SLACK_API: &str = "https://slack.com/api";
 
+/// Default `spool.maxEntries`.
+pub const DEFAULT_SPOOL_MAX_ENTRIES: usize = 10_000;
+/// Allowed `spool.maxEntries`.
+pub const SPOOL_MAX_ENTRIES_RANGE: (u64, u64) = (10, 10_000_000);
+/// Default `spool.maxBytes` (64 MiB).
+pub const DEFAULT_SPOOL_MAX_BYTES: u64 = 67_108_864;
+/// Allowed `spool.maxBytes`.
+pub const SPOOL_MAX_BYTES_RANGE: (u64, u64) = (65_536, 68_719_476_736);
+
 /// The whole configuration.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Config {
     pub gateway: GatewayConfig,
     pub channels: ChannelsConfig,
+    pub spool: SpoolConfig,
+}
+
+/// Bounds of the durable inbound spool (an extension of the contract's keys). When the spool
+/// is full, connectors stop confirming platform offsets, so the platform keeps the messages
+/// until the agent acknowledges; this is logged, never silent.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SpoolConfig {
+    /// Unacknowledged messages at most.
+    pub max_entries: usize,
+    /// Unacknowledged bytes at most.
+    pub max_bytes: u64,
+}
+
+impl Default for SpoolConfig {
+    fn default() -> SpoolConfig {
+        SpoolConfig { max_entries: DEFAULT_SPOOL_MAX_ENTRIES, max_bytes: DEFAULT_SPOOL_MAX_BYTES }
+    }
 }
 
 /// Which address the gateway listens on.

@@ -15,11 +15,13 @@ use super::json;
 use super::{
     AGENT_TIMEOUT_RANGE, AuthConfig, BindMode, CLIENT_BACKLOG_RANGE, ChannelsConfig, Config, ConfigError,
     DiscordConfig, GatewayConfig, MAX_CLIENTS_RANGE, MAX_PAYLOAD_RANGE, POLL_TIMEOUT_RANGE, Secret,
-    SlackConfig, TICK_INTERVAL_RANGE, TelegramConfig,
+    SPOOL_MAX_BYTES_RANGE, SPOOL_MAX_ENTRIES_RANGE, SlackConfig, SpoolConfig, TICK_INTERVAL_RANGE,
+    TelegramConfig,
 };
 
 /// Known keys per object, in documentation order (error messages list them this way).
-pub(super) const ROOT_KEYS: &[&str] = &["gateway", "channels"];
+pub(super) const ROOT_KEYS: &[&str] = &["gateway", "channels", "spool"];
+pub(super) const SPOOL_KEYS: &[&str] = &["maxEntries", "maxBytes"];
 pub(super) const GATEWAY_KEYS: &[&str] = &[
     "port",
     "bind",
@@ -81,7 +83,22 @@ pub(super) fn parse(text: &str) -> Result<Config> {
         Some(c) => channels(&c)?,
         None => ChannelsConfig::default(),
     };
-    Ok(Config { gateway, channels })
+    let spool = match root.child("spool", SPOOL_KEYS)? {
+        Some(s) => spool(&s)?,
+        None => SpoolConfig::default(),
+    };
+    Ok(Config { gateway, channels, spool })
+}
+
+fn spool(o: &Obj) -> Result<SpoolConfig> {
+    let mut s = SpoolConfig::default();
+    if let Some(v) = o.int("maxEntries", SPOOL_MAX_ENTRIES_RANGE)? {
+        s.max_entries = to_usize(v);
+    }
+    if let Some(v) = o.int("maxBytes", SPOOL_MAX_BYTES_RANGE)? {
+        s.max_bytes = v;
+    }
+    Ok(s)
 }
 
 fn gateway(o: &Obj) -> Result<GatewayConfig> {
@@ -622,7 +639,7 @@ mod tests {
     fn unknown_keys_at_every_depth() {
         assert_eq!(
             err(r#"{"gatway": {}}"#),
-            r#"unknown key "gatway" (known keys here: gateway, channels); did you mean "gateway"?"#
+            r#"unknown key "gatway" (known keys here: gateway, channels, spool); did you mean "gateway"?"#
         );
         assert!(
             err(r#"{"gateway": {"prot": 1}}"#)

@@ -5,7 +5,8 @@
 use std::collections::BTreeMap;
 use std::io;
 use std::net::TcpListener;
-use std::sync::Arc;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
@@ -13,8 +14,11 @@ use crossbeam_channel::{Receiver, Sender};
 use super::Control;
 use super::threads::ThreadGroup;
 use crate::bus::ToRouter;
+use crate::channels::telegram::Telegram;
+use crate::channels::{Connector, ConnectorContext};
 use crate::config::Config;
-use crate::router::{RestartHook, Router, RouterSettings};
+use crate::router::{ConnectorSlot, RestartHook, Router, RouterSettings};
+use crate::spool::Spool;
 use crate::server::{CONNECT_TIMEOUT, EventLoop, ServerSettings};
 
 /// How long clients get to finish their close handshake at shutdown, at most.
@@ -32,6 +36,19 @@ pub struct Instance {
     router: Sender<ToRouter>,
 }
 
+/// Names of the threads whose death takes the gateway down; a connector thread that dies
+/// only takes its channel down.
+pub const CORE_THREADS: &[&str] = &["emonk-loop", "emonk-router"];
+
+/// The connectors the config enables.
+fn connectors(config: &Config, state_dir: &Path, spool: &Arc<Mutex<Spool>>) -> Vec<Box<dyn Connector>> {
+    let mut out: Vec<Box<dyn Connector>> = Vec::new();
+    if let Some(t) = Telegram::from_config(&config.channels.telegram, state_dir.to_owned(), spool.clone()) {
+        out.push(Box::new(t));
+    }
+    out
+}
+
 fn server_settings(config: &Config) -> ServerSettings {
     let g = &config.gateway;
     ServerSettings {
@@ -47,13 +64,15 @@ fn server_settings(config: &Config) -> ServerSettings {
 }
 
 impl Instance {
-    /// Start the loop and router threads on a clone of `listener`.
+    /// Start the loop, router and connector threads on a clone of `listener`.
     pub fn start(
         config: &Config,
         listener: &TcpListener,
         bind: &BindInfo,
         process_started: Instant,
         restart: RestartHook,
+        state_dir: &Path,
+        spool: &Arc<Mutex<Spool>>,
     ) -> io::Result<Instance> {
         let (router_tx, router_rx) = crossbeam_channel::unbounded();
         let (event_loop, loop_handle) =
@@ -66,8 +85,16 @@ impl Instance {
             process_started,
             restart,
         };
-        let router = Router::new(router_rx, loop_handle, settings, BTreeMap::new());
         let mut threads = ThreadGroup::new();
+        let mut slots = BTreeMap::new();
+        for connector in connectors(config, state_dir, spool) {
+            let (commands_tx, commands_rx) = crossbeam_channel::unbounded();
+            let channel = connector.channel();
+            slots.insert(channel, ConnectorSlot { commands: commands_tx, status: connector.initial_status() });
+            let ctx = ConnectorContext::new(commands_rx, router_tx.clone());
+            threads.spawn(&format!("emonk-{channel}"), move || connector.run(ctx))?;
+        }
+        let router = Router::new(router_rx, loop_handle, settings, slots, spool.clone());
         threads.spawn("emonk-loop", move || event_loop.run())?;
         threads.spawn("emonk-router", move || router.run())?;
         Ok(Instance {

@@ -27,6 +27,7 @@ pub const METHODS: &[&str] = &[
     "channels.status",
     "channels.send",
     "events.subscribe",
+    "events.ack",
     "agent.*",
 ];
 

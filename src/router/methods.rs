@@ -15,7 +15,7 @@ use crate::protocol::{ErrorBody, ErrorCode, Mode, Role, SUBSCRIBABLE_EVENTS};
 pub const RESTART_EXPECTED_MS: u64 = 1500;
 
 /// Decode params into `T`, or an `INVALID_REQUEST` naming the method.
-fn params<'a, T: Deserialize<'a>>(method: &str, raw: Option<&'a RawValue>) -> Result<T, ErrorBody> {
+pub(super) fn params<'a, T: Deserialize<'a>>(method: &str, raw: Option<&'a RawValue>) -> Result<T, ErrorBody> {
     let text = raw.map_or("{}", RawValue::get);
     serde_json::from_str(text).map_err(|e| {
         ErrorBody::new(
@@ -31,27 +31,6 @@ struct SubscribeParams {
     events: Vec<String>,
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-#[allow(dead_code)] // fields are validated now and used once connectors can send
-struct SendParams {
-    channel: String,
-    to: String,
-    text: String,
-    reply_to: Option<String>,
-    thread_id: Option<String>,
-    format: Option<SendFormat>,
-    idempotency_key: Option<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "lowercase")]
-enum SendFormat {
-    Plain,
-    Markdown,
-    Html,
-}
-
 impl Router {
     pub(super) fn call_method(
         &mut self,
@@ -64,8 +43,8 @@ impl Router {
             "gateway.status" => Ok(self.gateway_status()),
             "gateway.restart" => self.gateway_restart(),
             "channels.status" => Ok(json!({"channels": self.channel_statuses()})),
-            "channels.send" => self.channels_send(params(method, raw)?),
             "events.subscribe" => self.events_subscribe(conn, params(method, raw)?),
+            "events.ack" => self.events_ack(conn, params(method, raw)?),
             _ => Err(ErrorBody::new(
                 ErrorCode::UnknownMethod,
                 format!("unknown method {method:?}; see \"methods\" in hello_ok"),
@@ -97,7 +76,19 @@ impl Router {
             },
             "agentConnected": self.agent.is_some(),
             "pendingAgentRequests": self.forwarding.len(),
+            "spool": self.spool_status(),
             "channels": self.channel_statuses(),
+        })
+    }
+
+    fn spool_status(&self) -> Value {
+        let spool = self.spool.lock().expect("spool lock");
+        json!({
+            "pending": spool.len(),
+            "bytes": spool.bytes(),
+            "acked": spool.acked().to_string(),
+            "last": spool.last_cursor().to_string(),
+            "delivered": self.delivered.to_string(),
         })
     }
 
@@ -110,29 +101,6 @@ impl Router {
         })?;
         log::info!("restart requested through gateway.restart");
         Ok(json!({"restartExpectedMs": RESTART_EXPECTED_MS}))
-    }
-
-    fn channels_send(&self, p: SendParams) -> Result<Value, ErrorBody> {
-        if p.text.is_empty() {
-            return Err(ErrorBody::new(
-                ErrorCode::InvalidRequest,
-                "text must not be empty",
-            ));
-        }
-        if !self.connectors.contains_key(p.channel.as_str()) {
-            return Err(ErrorBody::new(
-                ErrorCode::NotFound,
-                format!(
-                    "channel {:?} is not enabled; enable channels.{}.enabled in the config",
-                    p.channel, p.channel
-                ),
-            ));
-        }
-        Err(ErrorBody::retryable(
-            ErrorCode::Unavailable,
-            format!("channel {:?} cannot send yet", p.channel),
-            None,
-        ))
     }
 
     fn events_subscribe(&mut self, conn: ConnId, p: SubscribeParams) -> Result<Value, ErrorBody> {

@@ -6,13 +6,15 @@
 //! it sends prepared frames to the event loop through a [`LoopHandle`], and never blocks
 //! except waiting for its next message or the next forwarding deadline.
 
+mod delivery;
 mod forwarding;
 mod methods;
+mod sends;
 
 pub use methods::RESTART_EXPECTED_MS;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
@@ -21,7 +23,9 @@ use serde_json::value::RawValue;
 use crate::bus::{Audience, ConnId, LoopHandle, Peer, ToLoop, ToRouter};
 use crate::channels::{ChannelStatus, ConnectorCommand, ConnectorEvent};
 use crate::protocol::{ErrorBody, ErrorCode, Role, close, frames};
+use crate::spool::Spool;
 use forwarding::Forwarding;
+use sends::{Idempotency, PendingSend};
 
 /// What `gateway.restart` does after answering: write the one-shot authorization and signal
 /// the process, so every restart takes the same path as `emonkd restart`.
@@ -54,6 +58,13 @@ pub struct Router {
     subscriptions: HashMap<ConnId, HashSet<&'static str>>,
     forwarding: Forwarding,
     connectors: BTreeMap<&'static str, ConnectorSlot>,
+    spool: Arc<Mutex<Spool>>,
+    /// The highest cursor sent to the current agent connection.
+    delivered: u64,
+    /// `channels.send` calls waiting for their connector, by job id.
+    sends: std::collections::HashMap<u64, PendingSend>,
+    next_send: u64,
+    idempotency: Idempotency,
 }
 
 impl Router {
@@ -62,6 +73,7 @@ impl Router {
         out: LoopHandle,
         settings: RouterSettings,
         connectors: BTreeMap<&'static str, ConnectorSlot>,
+        spool: Arc<Mutex<Spool>>,
     ) -> Router {
         Router {
             rx,
@@ -72,6 +84,11 @@ impl Router {
             subscriptions: HashMap::new(),
             forwarding: Forwarding::default(),
             connectors,
+            spool,
+            delivered: 0,
+            sends: std::collections::HashMap::new(),
+            next_send: 0,
+            idempotency: Idempotency::default(),
         }
     }
 
@@ -123,6 +140,8 @@ impl Router {
                 error,
             } => self.on_agent_response(conn, &request_id, is_final, result, error),
             ToRouter::Connector(ConnectorEvent::Status(status)) => self.on_channel_status(status),
+            ToRouter::Connector(ConnectorEvent::Inbound(entries)) => self.on_inbound(entries),
+            ToRouter::Connector(ConnectorEvent::SendDone { id, result }) => self.on_send_done(id, result),
             ToRouter::Shutdown { .. } => unreachable!("handled in run"),
         }
     }
@@ -149,7 +168,11 @@ impl Router {
                 self.subscriptions.remove(&old);
             }
         }
+        let is_agent = peer.role == Role::Agent;
         self.peers.insert(peer.conn, peer);
+        if is_agent {
+            self.restart_delivery();
+        }
     }
 
     fn on_left(&mut self, conn: ConnId) {
@@ -197,6 +220,13 @@ impl Router {
         }
         if method.starts_with("agent.") {
             self.forward_to_agent(conn, request_id, method, params);
+            return;
+        }
+        if method == "channels.send" {
+            match methods::params(&method, params.as_deref()) {
+                Ok(request) => self.channels_send(conn, request_id, request),
+                Err(e) => self.reply(conn, &request_id, Err(e)),
+            }
             return;
         }
         let result = self.call_method(conn, &method, params.as_deref());
@@ -300,6 +330,7 @@ impl Router {
             self.out
                 .send_frame(f.caller, frames::response_error(&f.caller_request_id, &body));
         }
+        self.fail_sends(why);
         for slot in self.connectors.values() {
             let _ = slot.commands.send(ConnectorCommand::Stop);
         }

@@ -1,40 +1,47 @@
-//! Reconnect delays: 1 s doubling to 30 s with up to 10 % jitter, so a fleet of clients
-//! does not reconnect in lockstep after a gateway comes back. After a gateway restart the
-//! first delay is the gateway's own `restartExpectedMs` and retries start short, because
-//! following an in-process restart quickly is the point of that signal.
+//! Retry delays: 1 s doubling to 30 s with up to 10 % jitter, reset after a success. Used by
+//! the client to reconnect (so a fleet of clients does not reconnect in lockstep) and by the
+//! connectors after platform errors (so a failing platform never sees a hot loop). After a
+//! gateway restart the client's first delay is the gateway's own `restartExpectedMs` and
+//! retries start short, because following an in-process restart quickly is the point.
 
 use std::time::Duration;
 
-pub(crate) const INITIAL: Duration = Duration::from_secs(1);
-pub(crate) const MAX: Duration = Duration::from_secs(30);
+pub const INITIAL: Duration = Duration::from_secs(1);
+pub const MAX: Duration = Duration::from_secs(30);
 /// First delay after a restart whose `shutdown` event gave no `restartExpectedMs`.
-pub(crate) const RESTART_DEFAULT: Duration = Duration::from_secs(1);
+pub const RESTART_DEFAULT: Duration = Duration::from_secs(1);
 /// Retry step after the expected restart time passed and the gateway was not back yet.
-pub(crate) const RESTART_RETRY: Duration = Duration::from_millis(250);
+pub const RESTART_RETRY: Duration = Duration::from_millis(250);
 
 #[derive(Debug)]
-pub(crate) struct Backoff {
+pub struct Backoff {
     next: Duration,
 }
 
+impl Default for Backoff {
+    fn default() -> Backoff {
+        Backoff::new()
+    }
+}
+
 impl Backoff {
-    pub(crate) fn new() -> Backoff {
+    pub fn new() -> Backoff {
         Backoff { next: INITIAL }
     }
 
-    /// Called after a successful hello: the next outage starts from the short end again.
-    pub(crate) fn reset(&mut self) {
+    /// Called after a success: the next outage starts from the short end again.
+    pub fn reset(&mut self) {
         self.next = INITIAL;
     }
 
-    pub(crate) fn next_delay(&mut self) -> Duration {
+    pub fn next_delay(&mut self) -> Duration {
         let base = self.next;
         self.next = (base * 2).min(MAX);
         jitter(base)
     }
 
     /// The first delay after close 1012; later failures continue from [`RESTART_RETRY`].
-    pub(crate) fn after_restart(&mut self, expected: Option<Duration>) -> Duration {
+    pub fn after_restart(&mut self, expected: Option<Duration>) -> Duration {
         self.next = RESTART_RETRY;
         jitter(expected.unwrap_or(RESTART_DEFAULT).min(MAX))
     }

@@ -1,0 +1,428 @@
+//! The Telegram connector thread: a small state machine driven by commands from the router,
+//! results of HTTP calls (each on its own short-lived thread, see [`Calls`]), and timers.
+//!
+//! Inbound: `getMe` (checks the token, learns the username), then `deleteWebhook`, then
+//! `getUpdates` long polls. Each batch is normalized, filtered by `allowFrom`, appended to the
+//! spool with one fsync, and only then is the offset advanced and persisted; the next poll
+//! carries the offset, which is what confirms the batch to Telegram. At a stop, a batch not
+//! yet confirmed is confirmed with a short `getUpdates(offset, limit=1, timeout=0)`.
+//!
+//! Nothing here can spin: every failure waits (backoff 1 s doubling to 30 s with jitter,
+//! `retry_after` on 429, a pause after an empty poll that returned early), and a poll that
+//! outlives its deadline is abandoned and replaced (the stall watchdog), so the connector can
+//! never silently stop receiving.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::select;
+use serde_json::Value;
+
+use super::api::{ApiError, BotApi, User};
+use super::normalize::{Normalized, normalize};
+use super::offset::{OffsetFile, starting_offset};
+use super::outbound::{Done, Outbound};
+use crate::backoff::Backoff;
+use crate::channels::calls::{CallId, Calls};
+use crate::channels::{ChannelStatus, ConnectorCommand, ConnectorContext, ConnectorEvent};
+use crate::protocol::{ErrorBody, ErrorCode};
+use crate::spool::{Spool, SpoolError};
+
+/// The updates the connector asks for.
+const ALLOWED_UPDATES: &[&str] = &["message", "edited_message", "channel_post"];
+/// Updates per poll.
+const POLL_LIMIT: u32 = 100;
+/// The HTTP timeout of a poll exceeds the long-poll timeout by this much.
+const POLL_HTTP_MARGIN: Duration = Duration::from_secs(10);
+/// A poll with no answer this long after its HTTP timeout is declared stalled.
+const STALL_MARGIN: Duration = Duration::from_secs(5);
+/// Timeout of `getMe` and `deleteWebhook`.
+const SHORT_CALL: Duration = Duration::from_secs(10);
+/// Least time between two polls when the server answers empty polls early (a server that
+/// ignores `timeout` must not make us poll in a hot loop).
+const EARLY_EMPTY_PAUSE: Duration = Duration::from_millis(500);
+/// Wait before retrying when the spool is full.
+const SPOOL_FULL_PAUSE: Duration = Duration::from_secs(5);
+/// Another process polls the same token: wait at least this long between attempts.
+const CONFLICT_MIN_WAIT: Duration = Duration::from_secs(5);
+/// How long a stop waits for the final offset confirmation and calls in flight.
+const STOP_GRACE: Duration = Duration::from_millis(1500);
+/// Timers never sleep longer than this (a safety net, not a poll).
+const MAX_SLEEP: Duration = Duration::from_secs(60);
+
+/// The result of one HTTP call.
+pub enum CallResult {
+    Me(Result<User, ApiError>),
+    Webhook(Result<(), ApiError>),
+    Updates { started: Instant, result: Result<Vec<Value>, ApiError> },
+    Sent(Result<Value, ApiError>),
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Phase {
+    Identify,
+    DeleteWebhook,
+    Poll,
+    /// The token was refused: nothing more is tried until a reload or restart.
+    Unauthorized,
+}
+
+pub struct Settings {
+    pub poll_timeout: Duration,
+    pub allow_from: Vec<String>,
+}
+
+pub struct Worker {
+    api: Arc<BotApi>,
+    settings: Settings,
+    spool: Arc<Mutex<Spool>>,
+    ctx: ConnectorContext,
+    status: ChannelStatus,
+    offset_file: OffsetFile,
+    offset: Option<i64>,
+    /// Spooled updates whose offset Telegram has not been sent yet.
+    unconfirmed: bool,
+    phase: Phase,
+    /// The one inbound call in flight (getMe, deleteWebhook or getUpdates).
+    in_flight: Option<(CallId, Instant)>,
+    /// No inbound call before this.
+    not_before: Instant,
+    backoff: Backoff,
+    last_error_was_webhook: bool,
+    refused: HashSet<String>,
+    calls: Calls<CallResult>,
+    outbound: Outbound,
+}
+
+impl Worker {
+    pub fn new(
+        api: BotApi,
+        settings: Settings,
+        spool: Arc<Mutex<Spool>>,
+        offset_file: OffsetFile,
+        ctx: ConnectorContext,
+    ) -> Worker {
+        let high_water = spool.lock().expect("spool lock").high_water("telegram");
+        let offset = starting_offset(offset_file.load(), high_water);
+        Worker {
+            api: Arc::new(api),
+            settings,
+            spool,
+            ctx,
+            status: ChannelStatus::new("telegram", "starting"),
+            offset_file,
+            offset,
+            unconfirmed: false,
+            phase: Phase::Identify,
+            in_flight: None,
+            not_before: Instant::now(),
+            backoff: Backoff::new(),
+            last_error_was_webhook: false,
+            refused: HashSet::new(),
+            calls: Calls::new("emonk-telegram-http"),
+            outbound: Outbound::default(),
+        }
+    }
+
+    pub fn run(mut self) {
+        self.report();
+        let commands = self.ctx.commands.clone();
+        let results = self.calls.results().clone();
+        loop {
+            let now = Instant::now();
+            self.drive(now);
+            let wake = crossbeam_channel::at(self.next_wake(now));
+            select! {
+                recv(commands) -> cmd => match cmd {
+                    Ok(ConnectorCommand::Send(job)) => {
+                        if let Err(done) = self.outbound.enqueue(job, Instant::now()) {
+                            self.finish_sends(vec![done]);
+                        }
+                    }
+                    Ok(ConnectorCommand::Stop) | Err(_) => break,
+                },
+                recv(results) -> r => if let Ok((id, r)) = r { self.on_result(id, r) },
+                recv(wake) -> _ => {}
+            }
+        }
+        self.stop();
+    }
+
+    fn report(&self) {
+        self.ctx.report(ConnectorEvent::Status(self.status.clone()));
+    }
+
+    fn set_state(&mut self, state: &str, error: Option<String>) {
+        self.status.state = state.to_owned();
+        if error.is_some() {
+            self.status.last_error = error;
+        }
+        self.report();
+    }
+
+    fn poll_http_timeout(&self) -> Duration {
+        self.settings.poll_timeout + POLL_HTTP_MARGIN
+    }
+
+    /// Start whatever may start now; abandon a stalled poll.
+    fn drive(&mut self, now: Instant) {
+        if let Some((_, started)) = self.in_flight {
+            if self.phase == Phase::Poll && now >= started + self.poll_http_timeout() + STALL_MARGIN {
+                log::warn!(
+                    "telegram: getUpdates has not answered for {}s; abandoning it and polling again",
+                    now.duration_since(started).as_secs()
+                );
+                self.set_state("backoff", Some("getUpdates stalled; restarted".into()));
+                self.in_flight = None;
+            }
+        }
+        if self.in_flight.is_none() && now >= self.not_before {
+            self.start_inbound_call(now);
+        }
+        let failed = self.outbound.drive(now, &mut self.calls, &self.api);
+        self.finish_sends(failed);
+    }
+
+    fn start_inbound_call(&mut self, now: Instant) {
+        let api = self.api.clone();
+        let started = match self.phase {
+            Phase::Unauthorized => return,
+            Phase::Identify => self.calls.start(move || CallResult::Me(api.get_me(SHORT_CALL))),
+            Phase::DeleteWebhook => {
+                self.calls.start(move || CallResult::Webhook(api.delete_webhook(false, SHORT_CALL)))
+            }
+            Phase::Poll => {
+                let offset = self.offset;
+                let poll_secs = self.settings.poll_timeout.as_secs();
+                let http = self.poll_http_timeout();
+                // The request carries the offset: Telegram forgets earlier updates on receipt.
+                self.unconfirmed = false;
+                self.calls.start(move || {
+                    let result = api.get_updates(offset, POLL_LIMIT, poll_secs, ALLOWED_UPDATES, http);
+                    CallResult::Updates { started: now, result }
+                })
+            }
+        };
+        match started {
+            Ok(id) => self.in_flight = Some((id, now)),
+            Err(e) => {
+                log::error!("telegram: cannot start an HTTP call thread: {e}");
+                self.not_before = now + self.backoff.next_delay();
+            }
+        }
+    }
+
+    fn next_wake(&self, now: Instant) -> Instant {
+        let mut wake = now + MAX_SLEEP;
+        match self.in_flight {
+            Some((_, started)) if self.phase == Phase::Poll => {
+                wake = wake.min(started + self.poll_http_timeout() + STALL_MARGIN);
+            }
+            None if self.phase != Phase::Unauthorized => wake = wake.min(self.not_before),
+            _ => {}
+        }
+        if let Some(w) = self.outbound.next_wake() {
+            wake = wake.min(w);
+        }
+        wake.max(now)
+    }
+
+    fn on_result(&mut self, id: CallId, result: CallResult) {
+        let now = Instant::now();
+        if let CallResult::Sent(r) = result {
+            if let Some(done) = self.outbound.on_result(id, r.inspect(|_| self.status.outbound += 1), now) {
+                self.finish_sends(vec![done]);
+            }
+            return;
+        }
+        if self.in_flight.map(|(i, _)| i) != Some(id) {
+            return; // an abandoned call answering late
+        }
+        self.in_flight = None;
+        match result {
+            CallResult::Me(Ok(user)) => {
+                let account = user.username.as_ref().map(|u| format!("@{u}"));
+                log::info!("telegram: authorized as {}", account.as_deref().unwrap_or("(no username)"));
+                self.status.account = account;
+                self.phase = Phase::DeleteWebhook;
+            }
+            CallResult::Webhook(Ok(())) => {
+                self.phase = Phase::Poll;
+                self.backoff.reset();
+            }
+            CallResult::Updates { started, result: Ok(updates) } => {
+                self.backoff.reset();
+                self.last_error_was_webhook = false;
+                self.status.last_poll_ms = Some(crate::procinfo::unix_ms());
+                let early = now.duration_since(started) < self.settings.poll_timeout / 2;
+                if updates.is_empty() && early {
+                    self.not_before = now + EARLY_EMPTY_PAUSE;
+                }
+                if self.status.state != "running" {
+                    self.status.last_error = None;
+                    self.set_state("running", None);
+                }
+                self.ingest(updates, now);
+            }
+            CallResult::Me(Err(e)) => self.fail("getMe", e, now),
+            CallResult::Webhook(Err(e)) => self.fail("deleteWebhook", e, now),
+            CallResult::Updates { result: Err(e), .. } => self.fail("getUpdates", e, now),
+            CallResult::Sent(_) => unreachable!("handled above"),
+        }
+    }
+
+    fn fail(&mut self, call: &str, e: ApiError, now: Instant) {
+        let webhook_conflict = matches!(e, ApiError::Conflict { webhook: true, .. });
+        match &e {
+            ApiError::Unauthorized { status, description } => {
+                log::error!(
+                    "telegram: the bot token was refused ({status} {description}); fix channels.telegram.botToken and reload (SIGHUP). Polling stopped."
+                );
+                self.phase = Phase::Unauthorized;
+                self.set_state("unauthorized", Some(format!("{status} {description}")));
+                let body = ErrorBody::new(
+                    ErrorCode::Unavailable,
+                    "the telegram bot token was refused; fix channels.telegram.botToken",
+                );
+                let failed = self.outbound.fail_all(&body);
+                self.finish_sends(failed);
+            }
+            ApiError::Conflict { webhook: true, description } => {
+                log::warn!("telegram: {description}; deleting the webhook");
+                // A webhook that keeps coming back must not make us loop.
+                let wait = if self.last_error_was_webhook { self.backoff.next_delay() } else { Duration::ZERO };
+                self.phase = Phase::DeleteWebhook;
+                self.not_before = now + wait;
+                self.set_state("backoff", Some(description.clone()));
+            }
+            ApiError::Conflict { webhook: false, description } => {
+                let wait = self.backoff.next_delay().max(CONFLICT_MIN_WAIT);
+                log::warn!(
+                    "telegram: another process is polling this bot token ({description}); stop the other bot instance. Retrying in {}s",
+                    wait.as_secs()
+                );
+                self.not_before = now + wait;
+                self.set_state("conflict", Some(description.clone()));
+            }
+            ApiError::RateLimited { retry_after, description } => {
+                log::warn!("telegram: {call} rate limited ({description}); waiting {}s", retry_after.as_secs());
+                self.not_before = now + *retry_after;
+                self.set_state("backoff", Some(description.clone()));
+            }
+            other => {
+                let wait = self.backoff.next_delay();
+                log::warn!("telegram: {call} failed: {other}; retrying in {:.1}s", wait.as_secs_f64());
+                self.not_before = now + wait;
+                self.set_state("backoff", Some(other.to_string()));
+            }
+        }
+        self.last_error_was_webhook = webhook_conflict;
+    }
+
+    fn allowed(&self, sender: Option<&str>) -> bool {
+        let list = &self.settings.allow_from;
+        list.iter().any(|a| a == "*") || sender.is_some_and(|s| list.iter().any(|a| a == s))
+    }
+
+    /// Spool a batch, then advance and persist the offset.
+    fn ingest(&mut self, updates: Vec<Value>, now: Instant) {
+        let mut batch = Vec::new();
+        let mut max_id: Option<i64> = None;
+        for update in &updates {
+            match normalize(update) {
+                Normalized::Message { update_id, sender_id, params } => {
+                    max_id = Some(max_id.map_or(update_id, |m| m.max(update_id)));
+                    if self.allowed(sender_id.as_deref()) {
+                        if let Ok(seq) = u64::try_from(update_id) {
+                            batch.push((seq, params));
+                        }
+                    } else {
+                        self.refuse(sender_id, &params);
+                    }
+                }
+                Normalized::Skip { update_id, why } => {
+                    max_id = Some(max_id.map_or(update_id, |m| m.max(update_id)));
+                    log::debug!("telegram: skipping update {update_id}: {why}");
+                }
+                Normalized::Invalid => log::warn!("telegram: ignoring an update without update_id"),
+            }
+        }
+        let Some(max_id) = max_id else { return };
+        if !batch.is_empty() {
+            let appended = self.spool.lock().expect("spool lock").append("telegram", batch);
+            match appended {
+                Ok(entries) => {
+                    self.status.inbound += entries.len() as u64;
+                    if !entries.is_empty() {
+                        self.ctx.report(ConnectorEvent::Inbound(entries));
+                    }
+                    self.report();
+                }
+                Err(SpoolError::Full { .. }) => {
+                    log::warn!(
+                        "telegram: the spool is full; not confirming updates to Telegram (it keeps them) until the agent acknowledges messages (events.ack) or spool.maxEntries/maxBytes is raised"
+                    );
+                    self.not_before = now + SPOOL_FULL_PAUSE;
+                    self.set_state("backoff", Some("spool full".into()));
+                    return;
+                }
+                Err(e) => {
+                    log::error!("telegram: cannot write the spool: {e}; not confirming updates to Telegram");
+                    self.not_before = now + self.backoff.next_delay();
+                    self.set_state("backoff", Some(format!("spool: {e}")));
+                    return;
+                }
+            }
+        }
+        let next = max_id + 1;
+        self.offset = Some(next);
+        self.unconfirmed = true;
+        if let Err(e) = self.offset_file.store(next) {
+            // The spool's high-water mark still prevents duplicates after a restart.
+            log::warn!("telegram: cannot persist the update offset: {e}");
+        }
+    }
+
+    /// Log a refused sender once, with the exact id to add.
+    fn refuse(&mut self, sender: Option<String>, params: &serde_json::Map<String, Value>) {
+        let id = sender.unwrap_or_else(|| "(unknown)".into());
+        if self.refused.insert(id.clone()) {
+            let name = params.get("from").and_then(|f| f.get("name")).and_then(Value::as_str).unwrap_or("");
+            log::warn!(
+                "telegram: refused a message from {name:?} (id {id}); to allow this sender add \"{id}\" to channels.telegram.allowFrom"
+            );
+        }
+    }
+
+    fn finish_sends(&mut self, done: Vec<Done>) {
+        for (id, result) in done {
+            self.ctx.report(ConnectorEvent::SendDone { id, result });
+        }
+    }
+
+    /// Confirm what was spooled, give calls in flight a short grace, report `stopped`.
+    fn stop(mut self) {
+        let deadline = Instant::now() + STOP_GRACE;
+        if self.unconfirmed && self.phase == Phase::Poll {
+            let api = self.api.clone();
+            let offset = self.offset;
+            let confirm = self.calls.start(move || {
+                let result = api.get_updates(offset, 1, 0, ALLOWED_UPDATES, STOP_GRACE);
+                CallResult::Updates { started: Instant::now(), result }
+            });
+            if let Ok(confirm) = confirm {
+                let results = self.calls.results().clone();
+                while let Ok((id, _)) = results.recv_deadline(deadline) {
+                    if id == confirm {
+                        log::debug!("telegram: confirmed offset {offset:?} at stop");
+                        break;
+                    }
+                }
+            }
+        }
+        self.status.state = "stopped".into();
+        self.report();
+        self.calls.finish(deadline);
+    }
+}

@@ -1,0 +1,124 @@
+//! `channels.send`: hand the message to its connector, answer the caller when the connector
+//! reports back, and remember answers by `idempotencyKey` for ten minutes so a retried call
+//! returns the first result instead of sending again.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use super::Router;
+use crate::bus::ConnId;
+use crate::channels::{ConnectorCommand, SendJob, SendRequest};
+use crate::protocol::{ErrorBody, ErrorCode, frames};
+
+/// How long an idempotency key is remembered.
+pub const IDEMPOTENCY_TTL: Duration = Duration::from_secs(600);
+/// Remembered keys at most; the oldest go first beyond this.
+const IDEMPOTENCY_MAX: usize = 10_000;
+
+/// Callers waiting for one send (several when they share an idempotency key).
+pub(super) struct PendingSend {
+    waiters: Vec<(ConnId, String)>,
+    key: Option<String>,
+}
+
+/// Finished sends by key, and sends in flight by key.
+#[derive(Default)]
+pub(super) struct Idempotency {
+    done: HashMap<String, (Instant, Result<Value, ErrorBody>)>,
+    in_flight: HashMap<String, u64>,
+}
+
+impl Idempotency {
+    fn prune(&mut self, now: Instant) {
+        self.done.retain(|_, (at, _)| now.duration_since(*at) < IDEMPOTENCY_TTL);
+        if self.done.len() > IDEMPOTENCY_MAX {
+            let mut by_age: Vec<(Instant, String)> = self.done.iter().map(|(k, (at, _))| (*at, k.clone())).collect();
+            by_age.sort();
+            for (_, k) in by_age.into_iter().take(self.done.len() - IDEMPOTENCY_MAX) {
+                self.done.remove(&k);
+            }
+        }
+    }
+}
+
+fn reply_frame(request_id: &str, result: &Result<Value, ErrorBody>) -> String {
+    match result {
+        Ok(v) => frames::response_ok(request_id, v),
+        Err(e) => frames::response_error(request_id, e),
+    }
+}
+
+impl Router {
+    /// Start a send; the answer comes later through [`Router::on_send_done`].
+    pub(super) fn channels_send(&mut self, conn: ConnId, request_id: String, request: SendRequest) {
+        let reply_now = |router: &Router, result: Result<Value, ErrorBody>| {
+            router.out.send_frame(conn, reply_frame(&request_id, &result));
+        };
+        if request.text.is_empty() {
+            return reply_now(self, Err(ErrorBody::new(ErrorCode::InvalidRequest, "text must not be empty")));
+        }
+        let now = Instant::now();
+        self.idempotency.prune(now);
+        let key = request.idempotency_key.as_ref().map(|k| format!("{}\u{0}{k}", request.channel));
+        if let Some(key) = &key {
+            if let Some((_, result)) = self.idempotency.done.get(key) {
+                return reply_now(self, result.clone());
+            }
+            if let Some(id) = self.idempotency.in_flight.get(key) {
+                if let Some(p) = self.sends.get_mut(id) {
+                    p.waiters.push((conn, request_id));
+                    return;
+                }
+            }
+        }
+        let Some(slot) = self.connectors.get(request.channel.as_str()) else {
+            let channel = &request.channel;
+            return reply_now(
+                self,
+                Err(ErrorBody::new(
+                    ErrorCode::NotFound,
+                    format!("channel {channel:?} is not enabled; set channels.{channel}.enabled in the config"),
+                )),
+            );
+        };
+        self.next_send += 1;
+        let id = self.next_send;
+        if slot.commands.send(ConnectorCommand::Send(SendJob { id, request })).is_err() {
+            return reply_now(
+                self,
+                Err(ErrorBody::retryable(ErrorCode::Unavailable, "the connector has stopped", None)),
+            );
+        }
+        if let Some(key) = &key {
+            self.idempotency.in_flight.insert(key.clone(), id);
+        }
+        self.sends.insert(id, PendingSend { waiters: vec![(conn, request_id)], key });
+    }
+
+    /// A connector finished a send: answer every waiting caller, remember it by key.
+    pub(super) fn on_send_done(&mut self, id: u64, result: Result<Value, ErrorBody>) {
+        let Some(p) = self.sends.remove(&id) else { return };
+        for (conn, request_id) in &p.waiters {
+            self.out.send_frame(*conn, reply_frame(request_id, &result));
+        }
+        if let Some(key) = p.key {
+            self.idempotency.in_flight.remove(&key);
+            // The first result is final, errors included: after a timeout mid-request the
+            // message may have gone out, and sending again could duplicate it.
+            self.idempotency.done.insert(key, (Instant::now(), result));
+        }
+    }
+
+    /// Fail every send still waiting (at shutdown).
+    pub(super) fn fail_sends(&mut self, why: &str) {
+        let body = ErrorBody::retryable(ErrorCode::Unavailable, why, None);
+        for (_, p) in self.sends.drain() {
+            for (conn, request_id) in p.waiters {
+                self.out.send_frame(conn, frames::response_error(&request_id, &body));
+            }
+        }
+        self.idempotency.in_flight.clear();
+    }
+}
