@@ -12,23 +12,33 @@ use super::target::{Target, url_of};
 use crate::client::GatewayClient;
 use crate::error::Error;
 use crate::exit;
+use crate::lock::Owner;
 
 const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
 
 pub fn run(args: StatusArgs) -> Result<u8, Error> {
     let target = Target::find(args.config.as_deref())?;
-    let payload = match target.running() {
-        Ok(p) => p,
-        Err(Error::NotRunning(message)) => {
+    let payload = match target.owner()? {
+        Owner::Running(p) => p,
+        Owner::RunningUnknownPayload => {
+            // The lock is held, so a gateway runs; it has not published its address yet.
+            if args.json {
+                let out = json!({"running": true, "starting": true, "configPath": target.location.path});
+                println!("{}", serde_json::to_string_pretty(&out).expect("serializes"));
+            } else {
+                println!("emonkd is starting (lock held, address not yet published)");
+            }
+            return Ok(exit::OK);
+        }
+        Owner::NotRunning => {
             if args.json {
                 let out = json!({"running": false, "configPath": target.location.path});
                 println!("{}", serde_json::to_string_pretty(&out).expect("serializes"));
             } else {
-                println!("{message}");
+                println!("{}", target.not_running());
             }
             return Ok(exit::NOT_RUNNING);
         }
-        Err(e) => return Err(e),
     };
     let url = url_of(&payload);
     let probe = probe(args.config.as_deref(), &url);

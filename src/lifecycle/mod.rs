@@ -46,9 +46,24 @@ pub struct RunOptions {
     pub bind: Option<BindMode>,
 }
 
+/// What the supervisor does next.
+enum Step {
+    Stop(&'static str),
+    Died(String),
+    Restart {
+        why: &'static str,
+        config: Option<Config>,
+        listener: Option<Listener>,
+    },
+}
+
 /// What ended a wait.
 enum Action {
     Stop(&'static str),
+    /// SIGHUP: restart only if the re-read config is valid.
+    Reload,
+    /// An authorized restart: re-read the config, restart even if it is invalid (with the
+    /// running config).
     Restart(&'static str),
     ThreadDied(String),
 }
@@ -123,14 +138,14 @@ impl Daemon {
                 restart_hook.clone(),
             )
             .map_err(|e| Error::failure(format!("cannot start the gateway threads: {e}")))?;
-            match self.wait_for_action(&mut instance, &lock_path) {
-                Action::Stop(why) => {
+            match self.next_step(&mut instance, &lock_path, &listener) {
+                Step::Stop(why) => {
                     log::info!("{why}: stopping (bounded at {}s)", STOP_BUDGET.as_secs());
                     self.stop_instance(instance, None);
                     log::info!("stopped");
                     return Ok(());
                 }
-                Action::ThreadDied(name) => {
+                Step::Died(name) => {
                     log::error!(
                         "thread {name} stopped unexpectedly; stopping the gateway so the supervisor can restart it"
                     );
@@ -139,9 +154,12 @@ impl Daemon {
                         "internal thread {name} stopped unexpectedly"
                     )));
                 }
-                Action::Restart(why) => {
+                Step::Restart {
+                    why,
+                    config: next_config,
+                    listener: next_listener,
+                } => {
                     log::info!("{why}: restarting in-process (pid {})", std::process::id());
-                    let (next_config, next_listener) = self.prepare_restart(&config, &listener);
                     if self.stop_instance(instance, Some(RESTART_EXPECTED_MS)) {
                         log::info!("stop requested during the restart: stopped");
                         return Ok(());
@@ -153,6 +171,37 @@ impl Daemon {
                         listener = l;
                     }
                     self.announce(&mut lock, &listener, &config)?;
+                }
+            }
+        }
+    }
+
+    /// Wait for what to do next with the running instance. A SIGHUP whose config does not
+    /// load (or whose new address cannot be bound) changes nothing: the instance keeps
+    /// running and clients stay connected. An authorized restart restarts anyway, with the
+    /// running config if the new one is bad.
+    fn next_step(&self, instance: &mut Instance, lock_path: &Path, listener: &Listener) -> Step {
+        loop {
+            match self.wait_for_action(instance, lock_path) {
+                Action::Stop(why) => return Step::Stop(why),
+                Action::ThreadDied(name) => return Step::Died(name),
+                Action::Reload => match self.prepare_restart(listener) {
+                    (Some(config), listener) => {
+                        return Step::Restart {
+                            why: "SIGHUP (reload)",
+                            config: Some(config),
+                            listener,
+                        };
+                    }
+                    (None, _) => log::info!("SIGHUP: nothing reloaded; the gateway keeps running unchanged"),
+                },
+                Action::Restart(why) => {
+                    let (config, listener) = self.prepare_restart(listener);
+                    return Step::Restart {
+                        why,
+                        config,
+                        listener,
+                    };
                 }
             }
         }
@@ -189,7 +238,7 @@ impl Daemon {
 
     /// Re-read the config and, if the address changed, bind the new one, before the running
     /// instance is stopped: a bad config or a busy port keeps the current ones.
-    fn prepare_restart(&self, current: &Config, listener: &Listener) -> (Option<Config>, Option<Listener>) {
+    fn prepare_restart(&self, listener: &Listener) -> (Option<Config>, Option<Listener>) {
         let next = match config::load(&self.location, &self.overrides, &paths::process_env) {
             Ok(c) => c,
             Err(e) => {
@@ -204,7 +253,6 @@ impl Daemon {
             Ok(l) => (Some(next), Some(l)),
             Err(e) => {
                 log::error!("reload: {e}; keeping the running config on {}", listener.url());
-                let _ = current;
                 (None, None)
             }
         }
@@ -218,7 +266,7 @@ impl Daemon {
                     let Ok(Control::Signal(sig)) = msg else { return Action::Stop("signal thread gone") };
                     match sig {
                         SIGTERM | SIGINT => return Action::Stop(signals::name(sig)),
-                        SIGHUP => return Action::Restart("SIGHUP (reload)"),
+                        SIGHUP => return Action::Reload,
                         SIGUSR1 if lock::take_restart_authorization(lock_path, RESTART_AUTH_MAX_AGE) => {
                             return Action::Restart("SIGUSR1 (authorized restart)");
                         }
