@@ -10,6 +10,7 @@
 //! the durable [`crate::spool::Spool`] first (fsynced), and only then reports
 //! [`ConnectorEvent::Inbound`] so the router can deliver them.
 
+pub mod calls;
 pub mod telegram;
 
 use crossbeam_channel::{Receiver, Sender};

@@ -11,6 +11,7 @@ mod signals;
 mod threads;
 
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, select};
@@ -21,6 +22,7 @@ use crate::error::Error;
 use crate::lock::{self, GatewayLock, LockPayload};
 use crate::paths::{self, ConfigLocation};
 use crate::router::RESTART_EXPECTED_MS;
+use crate::spool::{Spool, SpoolLimits};
 use instance::Instance;
 use listener::Listener;
 use signals::SignalThread;
@@ -125,6 +127,12 @@ impl Daemon {
             Ok((old, new)) => log::debug!("open file limit raised from {old} to {new}"),
             Err(e) => log::warn!("could not raise the open file limit: {e}"),
         }
+        let spool_dir = self.state_dir.join("spool");
+        let limits = SpoolLimits { max_entries: config.spool.max_entries, max_bytes: config.spool.max_bytes };
+        let spool = Spool::open(&spool_dir, limits).map_err(|e| {
+            Error::failure(format!("cannot open the spool in {}: {e}; check the state dir", spool_dir.display()))
+        })?;
+        let spool = Arc::new(Mutex::new(spool));
         let mut listener = Listener::bind(&config.gateway)?;
         self.announce(&mut lock, &listener, &config)?;
         let restart_hook = instance::self_restart_hook(lock_path.clone());
@@ -136,6 +144,8 @@ impl Daemon {
                 &bind_info,
                 self.process_started,
                 restart_hook.clone(),
+                &self.state_dir,
+                &spool,
             )
             .map_err(|e| Error::failure(format!("cannot start the gateway threads: {e}")))?;
             match self.next_step(&mut instance, &lock_path, &listener) {
@@ -279,7 +289,10 @@ impl Daemon {
                 recv(finished) -> name => {
                     let name = name.unwrap_or_default();
                     instance.mark_finished(name.clone());
-                    return Action::ThreadDied(name);
+                    if instance::CORE_THREADS.contains(&name.as_str()) {
+                        return Action::ThreadDied(name);
+                    }
+                    log::error!("connector thread {name} stopped unexpectedly; its channel is down until a reload (SIGHUP) or restart");
                 }
             }
         }

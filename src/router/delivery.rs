@@ -81,7 +81,7 @@ impl Router {
         let result = self.spool.lock().expect("spool lock").ack(cursor);
         match result {
             Ok(_) => {}
-            Err(AckError::Unknown { last }) => {
+            Err(AckError::Unknown { last, .. }) => {
                 return Err(ErrorBody::new(
                     ErrorCode::NotFound,
                     format!("cursor {cursor} was never delivered (last cursor is {last})"),

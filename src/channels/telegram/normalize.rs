@@ -1,0 +1,342 @@
+//! Telegram Update objects to the contract's `channel.message` params.
+//!
+//! Only the four message-carrying update kinds become messages: `message`, `edited_message`,
+//! `channel_post`, `edited_channel_post`. Everything else, and messages without text or
+//! caption (stickers, joins, pins...), is skipped, but still carries its `update_id` so that
+//! the connector can confirm it and never see it again.
+//!
+//! Choices the contract leaves open, and why:
+//! - All ids are strings made from i64 (chat ids exceed 32 bits, e.g. `-1001234567890`).
+//! - `threadId` is set only for forum-topic messages (`is_topic_message`). Ordinary
+//!   supergroups also put a `message_thread_id` on replies, but that is a reply chain, which
+//!   `replyTo` already says, not a place to post into.
+//! - In a forum topic Telegram makes every message a "reply" to the topic's creation message;
+//!   that implicit reply is not reported as `replyTo`.
+//! - `ts` is the time of the event in unix ms: `edit_date` for edits (when present), else `date`.
+//! - The sender is `sender_chat` when present (anonymous group admins, channel posts, linked
+//!   channel forwards: there `from` is a placeholder user such as GroupAnonymousBot, which
+//!   must not pass an `allowFrom` check meant for someone else); else `from`; else the chat
+//!   itself (a channel post without `sender_chat`). So every message has a sender id.
+
+use serde_json::{Map, Value, json};
+
+/// The outcome for one Update.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Normalized {
+    /// A text message. `params` is the `channel.message` payload without `cursor`;
+    /// `sender_id` is `params.from.id`, for the `allowFrom` check.
+    Message {
+        update_id: i64,
+        sender_id: String,
+        params: Map<String, Value>,
+    },
+    /// Nothing for the agent, but the update must still be confirmed.
+    Skip { update_id: i64, why: &'static str },
+    /// Not an Update at all (no integer `update_id`): nothing to confirm.
+    Invalid,
+}
+
+/// Update kinds that carry a message, with whether they are edits.
+const MESSAGE_KINDS: [(&str, bool); 4] = [
+    ("message", false),
+    ("edited_message", true),
+    ("channel_post", false),
+    ("edited_channel_post", true),
+];
+
+/// Map one raw Update.
+pub fn normalize(update: &Value) -> Normalized {
+    let Some(update_id) = update.get("update_id").and_then(Value::as_i64) else {
+        return Normalized::Invalid;
+    };
+    let Some((message, edited)) = MESSAGE_KINDS
+        .iter()
+        .find_map(|&(kind, edited)| update.get(kind).map(|m| (m, edited)))
+    else {
+        return Normalized::Skip {
+            update_id,
+            why: "not a message update",
+        };
+    };
+    match message_params(message, edited) {
+        Ok((sender_id, params)) => Normalized::Message {
+            update_id,
+            sender_id,
+            params,
+        },
+        Err(why) => Normalized::Skip { update_id, why },
+    }
+}
+
+/// The params of one Message, or why it is skipped.
+fn message_params(message: &Value, edited: bool) -> Result<(String, Map<String, Value>), &'static str> {
+    let chat = message.get("chat").ok_or("message without chat")?;
+    let chat_id = int(chat, "id").ok_or("chat without id")?;
+    let chat_type = chat
+        .get("type")
+        .and_then(Value::as_str)
+        .ok_or("chat without type")?;
+    let message_id = int(message, "message_id").ok_or("message without message_id")?;
+    let date = int(message, "date").ok_or("message without date")?;
+    let text = ["text", "caption"]
+        .iter()
+        .find_map(|key| message.get(*key).and_then(Value::as_str))
+        .filter(|text| !text.is_empty())
+        .ok_or("no text")?;
+
+    let ts_secs = if edited {
+        int(message, "edit_date").unwrap_or(date)
+    } else {
+        date
+    };
+    let topic = message.get("is_topic_message").and_then(Value::as_bool) == Some(true);
+    let thread_id = int(message, "message_thread_id").filter(|_| topic);
+    let reply_to = message
+        .get("reply_to_message")
+        .and_then(|reply| int(reply, "message_id"))
+        // The implicit "reply" to the topic's creation message carries the thread's id.
+        .filter(|&id| !(topic && Some(id) == thread_id));
+
+    let (sender_id, from) = sender(message, chat, chat_id);
+
+    let mut params = Map::new();
+    params.insert("channel".into(), json!("telegram"));
+    params.insert("chatId".into(), json!(chat_id.to_string()));
+    params.insert("chatType".into(), json!(chat_type));
+    params.insert("messageId".into(), json!(message_id.to_string()));
+    params.insert("threadId".into(), json!(thread_id.map(|id| id.to_string())));
+    params.insert("from".into(), from);
+    params.insert("text".into(), json!(text));
+    params.insert("ts".into(), json!(ts_secs.saturating_mul(1000)));
+    params.insert("replyTo".into(), json!(reply_to.map(|id| id.to_string())));
+    params.insert("edited".into(), json!(edited));
+    Ok((sender_id, params))
+}
+
+/// The sender's id and the `from` object: `sender_chat`, else the user, else the chat.
+fn sender(message: &Value, chat: &Value, chat_id: i64) -> (String, Value) {
+    let with_id = |key| {
+        message
+            .get(key)
+            .and_then(|who| int(who, "id").map(|id| (who, id)))
+    };
+    if let (None, Some((user, id))) = (with_id("sender_chat"), with_id("from")) {
+        let name = join_name(user).unwrap_or_else(|| fallback_name(user, id));
+        return (id.to_string(), from_object(id, user, name));
+    }
+    let (who, id) = with_id("sender_chat").unwrap_or((chat, chat_id));
+    let name = who
+        .get("title")
+        .and_then(Value::as_str)
+        .filter(|t| !t.is_empty())
+        .map(str::to_owned)
+        .or_else(|| join_name(who))
+        .unwrap_or_else(|| fallback_name(who, id));
+    (id.to_string(), from_object(id, who, name))
+}
+
+fn from_object(id: i64, who: &Value, name: String) -> Value {
+    json!({
+        "id": id.to_string(),
+        "username": who.get("username").and_then(Value::as_str),
+        "name": name,
+    })
+}
+
+/// "first last" (either part may be missing), or None when both are.
+fn join_name(who: &Value) -> Option<String> {
+    let part = |key| who.get(key).and_then(Value::as_str).unwrap_or("").trim();
+    let name = format!("{} {}", part("first_name"), part("last_name"))
+        .trim()
+        .to_owned();
+    (!name.is_empty()).then_some(name)
+}
+
+/// A name for a sender that has none: the username, else the id.
+fn fallback_name(who: &Value, id: i64) -> String {
+    who.get("username")
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+        .unwrap_or_else(|| id.to_string())
+}
+
+fn int(value: &Value, key: &str) -> Option<i64> {
+    value.get(key).and_then(Value::as_i64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(update: Value) -> (i64, String, Value) {
+        match normalize(&update) {
+            Normalized::Message {
+                update_id,
+                sender_id,
+                params,
+            } => (update_id, sender_id, Value::Object(params)),
+            other => panic!("expected a message, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn private_text_message() {
+        let (update_id, sender, params) = message(json!({
+            "update_id": 10,
+            "message": {
+                "message_id": 5, "date": 1700000000, "text": "hello",
+                "from": {"id": 42, "is_bot": false, "first_name": "Ada", "last_name": "Lovelace", "username": "ada"},
+                "chat": {"id": 42, "type": "private", "first_name": "Ada"}
+            }
+        }));
+        assert_eq!(update_id, 10);
+        assert_eq!(sender, "42");
+        assert_eq!(
+            params,
+            json!({"channel": "telegram", "chatId": "42", "chatType": "private", "messageId": "5",
+                   "threadId": null, "from": {"id": "42", "username": "ada", "name": "Ada Lovelace"},
+                   "text": "hello", "ts": 1700000000000i64, "replyTo": null, "edited": false})
+        );
+    }
+
+    #[test]
+    fn supergroup_ids_beyond_32_bits_and_reply() {
+        let (_, _, params) = message(json!({
+            "update_id": 11,
+            "message": {
+                "message_id": 3000000000i64, "date": 1, "text": "re",
+                "from": {"id": 7000000000i64, "is_bot": false, "first_name": "Bob"},
+                "chat": {"id": -1001234567890i64, "type": "supergroup", "title": "G"},
+                "message_thread_id": 99,
+                "reply_to_message": {"message_id": 99, "date": 0, "chat": {"id": -1001234567890i64, "type": "supergroup"}}
+            }
+        }));
+        assert_eq!(params["chatId"], "-1001234567890");
+        assert_eq!(params["messageId"], "3000000000");
+        assert_eq!(
+            params["from"],
+            json!({"id": "7000000000", "username": null, "name": "Bob"})
+        );
+        // Not a forum topic: the thread id of a reply chain is not a place to post into.
+        assert_eq!(params["threadId"], Value::Null);
+        assert_eq!(params["replyTo"], "99");
+    }
+
+    #[test]
+    fn forum_topic_implicit_reply_is_dropped() {
+        let base = |reply_id: i64| {
+            json!({"update_id": 1, "message": {
+                "message_id": 50, "date": 1, "text": "in topic", "message_thread_id": 40,
+                "is_topic_message": true,
+                "from": {"id": 1, "is_bot": false, "first_name": "A"},
+                "chat": {"id": -1009, "type": "supergroup", "is_forum": true},
+                "reply_to_message": {"message_id": reply_id, "date": 0, "chat": {"id": -1009, "type": "supergroup"}}
+            }})
+        };
+        let (_, _, params) = message(base(40));
+        assert_eq!(params["threadId"], "40");
+        assert_eq!(params["replyTo"], Value::Null);
+        let (_, _, params) = message(base(45));
+        assert_eq!(params["replyTo"], "45");
+    }
+
+    #[test]
+    fn edited_message_uses_edit_date() {
+        let (_, _, params) = message(json!({"update_id": 2, "edited_message": {
+            "message_id": 5, "date": 100, "edit_date": 160, "text": "fixed",
+            "from": {"id": 1, "is_bot": false, "first_name": "A"},
+            "chat": {"id": -5, "type": "group", "title": "g"}}}));
+        assert_eq!(params["edited"], true);
+        assert_eq!(params["ts"], 160000);
+        assert_eq!(params["chatType"], "group");
+    }
+
+    #[test]
+    fn channel_posts_use_sender_chat_or_chat() {
+        let (_, sender, params) = message(json!({"update_id": 3, "channel_post": {
+            "message_id": 1, "date": 1, "text": "news",
+            "sender_chat": {"id": -1002, "type": "channel", "title": "News", "username": "newsch"},
+            "chat": {"id": -1002, "type": "channel", "title": "News", "username": "newsch"}}}));
+        assert_eq!(sender, "-1002");
+        assert_eq!(
+            params["from"],
+            json!({"id": "-1002", "username": "newsch", "name": "News"})
+        );
+        assert_eq!(params["edited"], false);
+        let (_, sender, params) = message(json!({"update_id": 4, "edited_channel_post": {
+            "message_id": 1, "date": 1, "text": "news2",
+            "chat": {"id": -1003, "type": "channel", "title": "Old"}}}));
+        assert_eq!(sender, "-1003");
+        assert_eq!(params["from"]["name"], "Old");
+        assert_eq!(params["edited"], true);
+    }
+
+    #[test]
+    fn anonymous_admin_is_the_group_not_the_placeholder_user() {
+        let (_, sender, params) = message(json!({"update_id": 3, "message": {
+            "message_id": 1, "date": 1, "text": "as admin",
+            "from": {"id": 1087968824, "is_bot": true, "first_name": "Group", "username": "GroupAnonymousBot"},
+            "sender_chat": {"id": -1005, "type": "supergroup", "title": "Team"},
+            "chat": {"id": -1005, "type": "supergroup", "title": "Team"}}}));
+        assert_eq!(sender, "-1005");
+        assert_eq!(
+            params["from"],
+            json!({"id": "-1005", "username": null, "name": "Team"})
+        );
+    }
+
+    #[test]
+    fn caption_is_text_and_textless_is_skipped() {
+        let (_, _, params) = message(json!({"update_id": 5, "message": {
+            "message_id": 1, "date": 1, "caption": "a photo", "photo": [],
+            "from": {"id": 1, "is_bot": false, "first_name": "A"},
+            "chat": {"id": 1, "type": "private"}}}));
+        assert_eq!(params["text"], "a photo");
+        let skipped = normalize(&json!({"update_id": 6, "message": {
+            "message_id": 1, "date": 1, "sticker": {},
+            "from": {"id": 1, "is_bot": false, "first_name": "A"},
+            "chat": {"id": 1, "type": "private"}}}));
+        assert_eq!(
+            skipped,
+            Normalized::Skip {
+                update_id: 6,
+                why: "no text"
+            }
+        );
+    }
+
+    #[test]
+    fn other_updates_and_garbage() {
+        assert_eq!(
+            normalize(&json!({"update_id": 7, "callback_query": {"id": "x"}})),
+            Normalized::Skip {
+                update_id: 7,
+                why: "not a message update"
+            }
+        );
+        assert_eq!(
+            normalize(&json!({"update_id": 8, "message": {"text": "no chat"}})),
+            Normalized::Skip {
+                update_id: 8,
+                why: "message without chat"
+            }
+        );
+        assert_eq!(normalize(&json!({"message": {}})), Normalized::Invalid);
+        assert_eq!(normalize(&json!({"update_id": "9"})), Normalized::Invalid);
+        assert_eq!(normalize(&json!([1])), Normalized::Invalid);
+    }
+
+    #[test]
+    fn sender_without_names_falls_back_to_username_then_id() {
+        let (_, _, params) = message(json!({"update_id": 1, "message": {
+            "message_id": 1, "date": 1, "text": "x",
+            "from": {"id": 9, "is_bot": false, "first_name": "", "username": "nn"},
+            "chat": {"id": 9, "type": "private"}}}));
+        assert_eq!(params["from"]["name"], "nn");
+        let (_, _, params) = message(json!({"update_id": 1, "message": {
+            "message_id": 1, "date": 1, "text": "x",
+            "from": {"id": 9, "is_bot": false, "first_name": " "},
+            "chat": {"id": 9, "type": "private"}}}));
+        assert_eq!(params["from"]["name"], "9");
+    }
+}

@@ -1,0 +1,1110 @@
+//! A fake Telegram Bot API server for integration tests.
+//!
+//! It speaks the real wire format (`/bot<TOKEN>/<method>`, the `{"ok":..}` envelope with
+//! matching HTTP status, Telegram's error descriptions) and keeps Telegram's state: a queue of
+//! updates confirmed by `offset`, real long polling, the 409 given to the older of two
+//! concurrent `getUpdates`, the webhook/getUpdates exclusion, chats that exist or not, group
+//! migration, message ids. Tests push updates, script faults and read back what the client did.
+//!
+//! HTTP is hand-written and minimal: std `TcpListener` on 127.0.0.1:0, one thread per
+//! connection, HTTP/1.1 keep-alive (ureq reuses connections), `Content-Length` or chunked
+//! request bodies, params from the query string, JSON or form-urlencoded bodies (form and query
+//! values may be JSON-serialized, as Telegram allows). Multipart is not supported.
+//!
+//! Every wait is bounded and dropping the server wakes and joins all its threads.
+
+use std::collections::{HashMap, VecDeque};
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde_json::{Map, Value, json};
+
+/// The 409 the older of two concurrent `getUpdates` gets.
+pub const CONFLICT_POLLER: &str =
+    "Conflict: terminated by other getUpdates request; make sure that only one bot instance is running";
+/// The 409 `getUpdates` gets while a webhook is set.
+pub const CONFLICT_WEBHOOK: &str = "Conflict: can't use getUpdates method while webhook is active; use deleteWebhook to delete the webhook first";
+/// The 400 for a send to a group that became a supergroup.
+pub const MIGRATED: &str = "Bad Request: group chat was upgraded to a supergroup chat";
+
+/// Longest request line or header line accepted.
+const MAX_LINE: usize = 16 * 1024;
+/// Most headers accepted in one request.
+const MAX_HEADERS: usize = 100;
+/// Largest request body accepted.
+const MAX_BODY: usize = 8 * 1024 * 1024;
+/// Longest message text, in UTF-16 code units, like Telegram.
+const MAX_TEXT_UNITS: usize = 4096;
+/// The first update id handed out (real ones are large; anything positive will do).
+const FIRST_UPDATE_ID: i64 = 1000;
+/// Update kinds Telegram leaves out unless asked for explicitly.
+const OPT_IN_KINDS: [&str; 3] = ["chat_member", "message_reaction", "message_reaction_count"];
+
+/// A scripted failure for the next request of one method.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Fault {
+    /// Answer `{"ok":false,"error_code":status,"description":..}` with that HTTP status.
+    Status(u16, String),
+    /// 429 "Too Many Requests: retry after N" with `parameters.retry_after`.
+    RetryAfter(u64),
+    /// 400 group migrated, with `parameters.migrate_to_chat_id`. When the request names a
+    /// known chat, that chat stays migrated (later sends fail the same way) and the new chat
+    /// exists as a supergroup.
+    Migrate(i64),
+    /// 200 with an HTML body.
+    Malformed,
+    /// Read the request, then close the connection without answering (nothing is processed).
+    Drop,
+    /// Wait this long, then process the request normally (a client that timed out meanwhile
+    /// does not see the answer, but a sendMessage is still delivered).
+    Delay(Duration),
+    /// `getUpdates` answers at once with what is pending (usually `[]`) instead of long
+    /// polling.
+    IgnoreTimeout,
+}
+
+/// The running fake. Dropping it stops it.
+pub struct FakeTelegram {
+    shared: Arc<Shared>,
+    addr: SocketAddr,
+    acceptor: Option<JoinHandle<()>>,
+}
+
+struct Shared {
+    token: String,
+    state: Mutex<State>,
+    /// Signalled on every state change: new updates, polls starting/ending, requests, stop.
+    changed: Condvar,
+    stopping: AtomicBool,
+    conns: Mutex<Conns>,
+}
+
+#[derive(Default)]
+struct Conns {
+    next_id: u64,
+    accepted: usize,
+    /// Clones of open sockets, shut down on stop to unblock their reader threads.
+    open: HashMap<u64, TcpStream>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+struct Chat {
+    kind: String,
+    username: Option<String>,
+    last_message_id: i64,
+    migrated_to: Option<i64>,
+}
+
+struct State {
+    revoked: bool,
+    webhook: Option<String>,
+    updates: VecDeque<Value>,
+    next_update_id: i64,
+    confirmed_offset: i64,
+    /// Empty means Telegram's default (everything but the opt-in kinds).
+    allowed_updates: Vec<String>,
+    /// Bumped by every getUpdates: a waiting poll that sees it change was superseded.
+    poll_generation: u64,
+    polls_waiting: usize,
+    chats: HashMap<i64, Chat>,
+    sent: Vec<Value>,
+    requests: Vec<(String, Value)>,
+    faults: HashMap<String, VecDeque<Fault>>,
+}
+
+/// What to send back.
+enum Reply {
+    Json(u16, Value),
+    Raw(u16, &'static str, Vec<u8>),
+    /// Close without answering.
+    Hangup,
+}
+
+struct Request {
+    target: String,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+    keep_alive: bool,
+}
+
+impl FakeTelegram {
+    /// Start on 127.0.0.1 with an ephemeral port. `token` must look like a bot token
+    /// (`<digits>:<chars>`), as requests with a malformed token get 404.
+    pub fn start(token: &str) -> FakeTelegram {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind fake telegram");
+        let addr = listener.local_addr().expect("local addr");
+        let shared = Arc::new(Shared {
+            token: token.to_owned(),
+            state: Mutex::new(State {
+                revoked: false,
+                webhook: None,
+                updates: VecDeque::new(),
+                next_update_id: FIRST_UPDATE_ID,
+                confirmed_offset: 0,
+                allowed_updates: Vec::new(),
+                poll_generation: 0,
+                polls_waiting: 0,
+                chats: HashMap::new(),
+                sent: Vec::new(),
+                requests: Vec::new(),
+                faults: HashMap::new(),
+            }),
+            changed: Condvar::new(),
+            stopping: AtomicBool::new(false),
+            conns: Mutex::new(Conns::default()),
+        });
+        let acceptor = {
+            let shared = shared.clone();
+            thread::Builder::new()
+                .name("fake-telegram-accept".into())
+                .spawn(move || accept_loop(&shared, listener))
+                .expect("spawn acceptor")
+        };
+        FakeTelegram {
+            shared,
+            addr,
+            acceptor: Some(acceptor),
+        }
+    }
+
+    /// `http://127.0.0.1:PORT`, to use as `apiBaseUrl`.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn token(&self) -> &str {
+        &self.shared.token
+    }
+
+    /// Queue a text message from user `from_id` in `chat_id` (private if positive, a group if
+    /// negative, a supergroup from -100…). Returns its update_id.
+    pub fn push_message(&self, chat_id: i64, from_id: i64, text: &str) -> i64 {
+        self.push_message_as(chat_id, default_chat_type(chat_id), from_id, text, false)
+    }
+
+    /// Queue a message in a chat of `chat_type` (`private|group|supergroup|channel`; a channel
+    /// gives `channel_post` with `sender_chat` and no `from`). `edited` gives the `edited_*`
+    /// kind, editing the chat's latest message. Returns its update_id.
+    pub fn push_message_as(
+        &self,
+        chat_id: i64,
+        chat_type: &str,
+        from_id: i64,
+        text: &str,
+        edited: bool,
+    ) -> i64 {
+        let mut st = self.shared.lock();
+        let chat = st.chat_entry(chat_id, chat_type);
+        if !edited || chat.last_message_id == 0 {
+            chat.last_message_id += 1;
+        }
+        let message_id = chat.last_message_id;
+        let chat_json = chat_json(chat_id, chat);
+        let now = unix_now();
+        let mut message = json!({"message_id": message_id, "date": now, "chat": chat_json, "text": text});
+        let channel = chat_type == "channel";
+        if channel {
+            message["sender_chat"] = chat_json;
+        } else {
+            message["from"] = json!({"id": from_id, "is_bot": false, "first_name": format!("User{from_id}"),
+                                     "username": format!("user{from_id}")});
+        }
+        if edited {
+            message["edit_date"] = json!(now);
+        }
+        let kind = match (channel, edited) {
+            (false, false) => "message",
+            (false, true) => "edited_message",
+            (true, false) => "channel_post",
+            (true, true) => "edited_channel_post",
+        };
+        self.shared.push_update(st, kind, message)
+    }
+
+    /// Queue an arbitrary update `{"update_id":.., kind: payload}` (e.g. `callback_query`).
+    /// Returns its update_id. Like Telegram, a kind excluded by `allowed_updates` is not kept.
+    pub fn push_update(&self, kind: &str, payload: Value) -> i64 {
+        let st = self.shared.lock();
+        self.shared.push_update(st, kind, payload)
+    }
+
+    /// Make a chat exist (sendMessage to an unknown chat is "chat not found").
+    pub fn add_chat(&self, chat_id: i64, chat_type: &str, username: Option<&str>) {
+        let mut st = self.shared.lock();
+        st.chat_entry(chat_id, chat_type).username = username.map(str::to_owned);
+    }
+
+    /// The params of every sendMessage that was accepted (delivered), in order.
+    pub fn sent(&self) -> Vec<Value> {
+        self.shared.lock().sent.clone()
+    }
+
+    /// Every request with a well-formed path, as (method, params); known methods are spelled
+    /// canonically (`getUpdates`) whatever case the client used.
+    pub fn requests(&self) -> Vec<(String, Value)> {
+        self.shared.lock().requests.clone()
+    }
+
+    /// How many requests of `method` (canonical spelling) arrived.
+    pub fn request_count(&self, method: &str) -> usize {
+        self.shared
+            .lock()
+            .requests
+            .iter()
+            .filter(|(m, _)| m == method)
+            .count()
+    }
+
+    /// The highest offset a getUpdates confirmed (0 before any).
+    pub fn confirmed_offset(&self) -> i64 {
+        self.shared.lock().confirmed_offset
+    }
+
+    /// Updates not yet confirmed.
+    pub fn pending_updates(&self) -> Vec<Value> {
+        self.shared.lock().updates.iter().cloned().collect()
+    }
+
+    /// Make the next request of `method` (case-insensitive) fail with `fault`. Several faults
+    /// for one method apply to successive requests.
+    pub fn fail_next(&self, method: &str, fault: Fault) {
+        let mut st = self.shared.lock();
+        st.faults
+            .entry(method.to_ascii_lowercase())
+            .or_default()
+            .push_back(fault);
+    }
+
+    /// Set or clear a webhook, as if another deployment had called setWebhook. Pending polls
+    /// answer the webhook 409.
+    pub fn set_webhook(&self, on: bool) {
+        let mut st = self.shared.lock();
+        st.webhook = on.then(|| "https://example.invalid/hook".to_owned());
+        self.shared.changed.notify_all();
+    }
+
+    /// Revoke the token: every request, and every pending poll, gets 401 from now on.
+    pub fn revoke_token(&self) {
+        self.shared.lock().revoked = true;
+        self.shared.changed.notify_all();
+    }
+
+    /// How many TCP connections were accepted (keep-alive means few).
+    pub fn connections(&self) -> usize {
+        self.shared
+            .conns
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .accepted
+    }
+
+    /// Wait until at least `n` getUpdates are blocked in their long poll.
+    pub fn wait_polling(&self, n: usize, timeout: Duration) -> bool {
+        self.shared.wait_until(timeout, |st| st.polls_waiting >= n)
+    }
+
+    /// Wait until at least `n` requests of `method` (canonical spelling) have arrived.
+    pub fn wait_requests(&self, method: &str, n: usize, timeout: Duration) -> bool {
+        self.shared.wait_until(timeout, |st| {
+            st.requests.iter().filter(|(m, _)| m == method).count() >= n
+        })
+    }
+}
+
+impl Drop for FakeTelegram {
+    fn drop(&mut self) {
+        self.shared.stopping.store(true, Ordering::SeqCst);
+        self.shared.changed.notify_all();
+        // Wake the blocking accept().
+        let _ = TcpStream::connect_timeout(&self.addr, Duration::from_secs(1));
+        if let Some(acceptor) = self.acceptor.take() {
+            let _ = acceptor.join();
+        }
+        let threads = {
+            let mut conns = self.shared.conns.lock().unwrap_or_else(PoisonError::into_inner);
+            for stream in conns.open.values() {
+                let _ = stream.shutdown(Shutdown::Both);
+            }
+            std::mem::take(&mut conns.threads)
+        };
+        for thread in threads {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn stopping(&self) -> bool {
+        self.stopping.load(Ordering::SeqCst)
+    }
+
+    fn wait_until(&self, timeout: Duration, ready: impl Fn(&State) -> bool) -> bool {
+        let deadline = Instant::now() + timeout;
+        let mut st = self.lock();
+        loop {
+            if ready(&st) {
+                return true;
+            }
+            let now = Instant::now();
+            if now >= deadline || self.stopping() {
+                return false;
+            }
+            st = self
+                .changed
+                .wait_timeout(st, deadline - now)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+    }
+
+    /// Sleep for `d`, cut short by a stop.
+    fn pause(&self, d: Duration) {
+        let _ = self.wait_until(d, |_| false);
+    }
+
+    fn push_update(&self, mut st: MutexGuard<'_, State>, kind: &str, payload: Value) -> i64 {
+        let update_id = st.next_update_id;
+        st.next_update_id += 1;
+        if st.admits(kind) {
+            let mut update = Map::new();
+            update.insert("update_id".into(), json!(update_id));
+            update.insert(kind.into(), payload);
+            st.updates.push_back(Value::Object(update));
+        }
+        self.changed.notify_all();
+        update_id
+    }
+}
+
+impl State {
+    fn chat_entry(&mut self, chat_id: i64, chat_type: &str) -> &mut Chat {
+        let chat = self.chats.entry(chat_id).or_insert_with(|| Chat {
+            kind: chat_type.to_owned(),
+            username: None,
+            last_message_id: 0,
+            migrated_to: None,
+        });
+        chat.kind = chat_type.to_owned();
+        chat
+    }
+
+    fn admits(&self, kind: &str) -> bool {
+        if self.allowed_updates.is_empty() {
+            !OPT_IN_KINDS.contains(&kind)
+        } else {
+            self.allowed_updates.iter().any(|k| k == kind)
+        }
+    }
+
+    /// Apply a getUpdates `offset`: forget every update before it (a negative offset keeps
+    /// only the last -offset updates).
+    fn confirm(&mut self, offset: i64) {
+        if offset < 0 {
+            let keep = usize::try_from(offset.unsigned_abs()).unwrap_or(usize::MAX);
+            while self.updates.len() > keep {
+                self.updates.pop_front();
+            }
+            let first = self.updates.front().and_then(|u| u["update_id"].as_i64());
+            self.confirmed_offset = self.confirmed_offset.max(first.unwrap_or(self.next_update_id));
+        } else if offset > 0 {
+            self.updates
+                .retain(|u| u["update_id"].as_i64().is_some_and(|id| id >= offset));
+            self.confirmed_offset = self.confirmed_offset.max(offset);
+        }
+    }
+}
+
+fn default_chat_type(chat_id: i64) -> &'static str {
+    if chat_id > 0 {
+        "private"
+    } else if chat_id <= -1_000_000_000_000 {
+        "supergroup"
+    } else {
+        "group"
+    }
+}
+
+fn chat_json(chat_id: i64, chat: &Chat) -> Value {
+    let mut value = json!({"id": chat_id, "type": chat.kind});
+    if chat.kind == "private" {
+        value["first_name"] = json!(format!("User{chat_id}"));
+    } else {
+        value["title"] = json!(format!("Chat {chat_id}"));
+    }
+    if let Some(name) = &chat.username {
+        value["username"] = json!(name);
+    }
+    value
+}
+
+fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+fn accept_loop(shared: &Arc<Shared>, listener: TcpListener) {
+    for stream in listener.incoming() {
+        if shared.stopping() {
+            return;
+        }
+        let stream = match stream {
+            Ok(stream) => stream,
+            Err(_) => {
+                // E.g. out of descriptors: do not spin.
+                thread::sleep(Duration::from_millis(10));
+                continue;
+            }
+        };
+        let mut conns = shared.conns.lock().unwrap_or_else(PoisonError::into_inner);
+        conns.accepted += 1;
+        let id = conns.next_id;
+        conns.next_id += 1;
+        if let Ok(clone) = stream.try_clone() {
+            conns.open.insert(id, clone);
+        }
+        let worker = shared.clone();
+        let spawned = thread::Builder::new()
+            .name(format!("fake-telegram-conn-{id}"))
+            .spawn(move || {
+                serve_connection(&worker, stream);
+                let mut conns = worker.conns.lock().unwrap_or_else(PoisonError::into_inner);
+                conns.open.remove(&id);
+            });
+        if let Ok(handle) = spawned {
+            conns.threads.push(handle);
+        }
+    }
+}
+
+/// Serve requests on one connection until the client closes it, asks to, or we stop.
+fn serve_connection(shared: &Shared, stream: TcpStream) {
+    let Ok(read_half) = stream.try_clone() else {
+        return;
+    };
+    let mut reader = BufReader::new(read_half);
+    let mut writer = stream;
+    loop {
+        let request = match read_request(&mut reader) {
+            Ok(Some(request)) => request,
+            Ok(None) => return,
+            Err(e) => {
+                let status = if e.kind() == io::ErrorKind::FileTooLarge {
+                    413
+                } else {
+                    400
+                };
+                let body =
+                    json!({"ok": false, "error_code": status, "description": format!("Bad Request: {e}")});
+                let _ = write_response(
+                    &mut writer,
+                    status,
+                    "application/json",
+                    body.to_string().as_bytes(),
+                    true,
+                );
+                return;
+            }
+        };
+        if shared.stopping() {
+            return;
+        }
+        let reply = handle(shared, &request);
+        let close = !request.keep_alive;
+        let written = match reply {
+            Reply::Hangup => {
+                let _ = writer.shutdown(Shutdown::Both);
+                return;
+            }
+            Reply::Json(status, body) => write_response(
+                &mut writer,
+                status,
+                "application/json",
+                body.to_string().as_bytes(),
+                close,
+            ),
+            Reply::Raw(status, content_type, body) => {
+                write_response(&mut writer, status, content_type, &body, close)
+            }
+        };
+        if written.is_err() || close {
+            return;
+        }
+    }
+}
+
+/// Read one request; `None` on a clean EOF between requests.
+fn read_request(reader: &mut impl BufRead) -> io::Result<Option<Request>> {
+    // RFC 9112 2.2: ignore empty lines before a request line.
+    let line = loop {
+        match read_line(reader)? {
+            None => return Ok(None),
+            Some(line) if line.is_empty() => continue,
+            Some(line) => break line,
+        }
+    };
+    let mut words = line.split(' ');
+    let (Some(_method), Some(target), Some(version), None) =
+        (words.next(), words.next(), words.next(), words.next())
+    else {
+        return Err(invalid(format!("bad request line {line:?}")));
+    };
+    if !version.starts_with("HTTP/1.") {
+        return Err(invalid(format!("unsupported version {version:?}")));
+    }
+    let mut headers = Vec::new();
+    loop {
+        let line = read_line(reader)?.ok_or_else(|| invalid("eof in headers"))?;
+        if line.is_empty() {
+            break;
+        }
+        if headers.len() == MAX_HEADERS {
+            return Err(invalid("too many headers"));
+        }
+        let (name, value) = line
+            .split_once(':')
+            .ok_or_else(|| invalid(format!("bad header {line:?}")))?;
+        headers.push((name.trim().to_ascii_lowercase(), value.trim().to_owned()));
+    }
+    let header = |name: &str| headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str());
+    let connection = header("connection").unwrap_or("").to_ascii_lowercase();
+    let keep_alive = if version == "HTTP/1.0" {
+        connection.contains("keep-alive")
+    } else {
+        !connection.contains("close")
+    };
+    let body = if header("transfer-encoding").is_some_and(|te| te.to_ascii_lowercase().contains("chunked")) {
+        read_chunked(reader)?
+    } else {
+        let length = match header("content-length") {
+            Some(v) => v.parse::<usize>().map_err(|_| invalid("bad content-length"))?,
+            None => 0,
+        };
+        if length > MAX_BODY {
+            return Err(io::Error::new(
+                io::ErrorKind::FileTooLarge,
+                "request body too large",
+            ));
+        }
+        let mut body = vec![0; length];
+        reader.read_exact(&mut body)?;
+        body
+    };
+    Ok(Some(Request {
+        target: target.to_owned(),
+        headers,
+        body,
+        keep_alive,
+    }))
+}
+
+fn read_chunked(reader: &mut impl BufRead) -> io::Result<Vec<u8>> {
+    let mut body = Vec::new();
+    loop {
+        let line = read_line(reader)?.ok_or_else(|| invalid("eof in chunked body"))?;
+        let size_hex = line.split(';').next().unwrap_or("").trim();
+        let size = usize::from_str_radix(size_hex, 16).map_err(|_| invalid("bad chunk size"))?;
+        if size == 0 {
+            // Trailers, up to the empty line.
+            while read_line(reader)?.is_some_and(|l| !l.is_empty()) {}
+            return Ok(body);
+        }
+        if body.len() + size > MAX_BODY {
+            return Err(io::Error::new(
+                io::ErrorKind::FileTooLarge,
+                "request body too large",
+            ));
+        }
+        let start = body.len();
+        body.resize(start + size, 0);
+        reader.read_exact(&mut body[start..])?;
+        let mut crlf = [0; 2];
+        reader.read_exact(&mut crlf)?;
+    }
+}
+
+/// One CRLF- (or LF-) terminated line without its terminator; `None` at EOF.
+fn read_line(reader: &mut impl BufRead) -> io::Result<Option<String>> {
+    let mut buf = Vec::new();
+    let n = reader
+        .by_ref()
+        .take(MAX_LINE as u64)
+        .read_until(b'\n', &mut buf)?;
+    if n == 0 {
+        return Ok(None);
+    }
+    if buf.pop() != Some(b'\n') {
+        return Err(invalid("line too long or cut off"));
+    }
+    if buf.last() == Some(&b'\r') {
+        buf.pop();
+    }
+    String::from_utf8(buf)
+        .map(Some)
+        .map_err(|_| invalid("header not UTF-8"))
+}
+
+fn invalid(text: impl Into<String>) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, text.into())
+}
+
+fn write_response(
+    w: &mut TcpStream,
+    status: u16,
+    content_type: &str,
+    body: &[u8],
+    close: bool,
+) -> io::Result<()> {
+    let reason = match status {
+        200 => "OK",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        409 => "Conflict",
+        413 => "Payload Too Large",
+        429 => "Too Many Requests",
+        500 => "Internal Server Error",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        _ => "Unknown",
+    };
+    let connection = if close { "close" } else { "keep-alive" };
+    let mut out = format!(
+        "HTTP/1.1 {status} {reason}\r\nServer: fake-telegram\r\nContent-Type: {content_type}\r\n\
+         Content-Length: {}\r\nConnection: {connection}\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    out.extend_from_slice(body);
+    w.write_all(&out)?;
+    w.flush()
+}
+
+fn ok(result: Value) -> Reply {
+    Reply::Json(200, json!({"ok": true, "result": result}))
+}
+
+fn error(status: u16, description: &str) -> Reply {
+    Reply::Json(
+        status,
+        json!({"ok": false, "error_code": status, "description": description}),
+    )
+}
+
+fn error_with(status: u16, description: &str, parameters: Value) -> Reply {
+    Reply::Json(
+        status,
+        json!({"ok": false, "error_code": status, "description": description, "parameters": parameters}),
+    )
+}
+
+/// The canonical spelling of the methods the fake knows.
+fn canonical_method(method: &str) -> Option<&'static str> {
+    [
+        "getMe",
+        "getUpdates",
+        "sendMessage",
+        "deleteWebhook",
+        "setWebhook",
+        "getWebhookInfo",
+    ]
+    .into_iter()
+    .find(|m| m.eq_ignore_ascii_case(method))
+}
+
+/// Telegram answers 404 for a token that is not `<digits>:<token chars>`.
+fn token_well_formed(token: &str) -> bool {
+    token.split_once(':').is_some_and(|(id, secret)| {
+        !id.is_empty()
+            && id.bytes().all(|b| b.is_ascii_digit())
+            && !secret.is_empty()
+            && secret
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    })
+}
+
+fn handle(shared: &Shared, request: &Request) -> Reply {
+    let (path, query) = match request.target.split_once('?') {
+        Some((path, query)) => (path, Some(query)),
+        None => (request.target.as_str(), None),
+    };
+    let Some((token, method)) = path.strip_prefix("/bot").and_then(|rest| rest.split_once('/')) else {
+        return error(404, "Not Found");
+    };
+    if method.is_empty() || method.contains('/') || !token_well_formed(token) {
+        return error(404, "Not Found");
+    }
+    let params = match parse_params(query, request) {
+        Ok(params) => params,
+        Err(description) => return error(400, &description),
+    };
+    let canonical = canonical_method(method);
+    let fault = {
+        let mut st = shared.lock();
+        st.requests.push((
+            canonical.unwrap_or(method).to_owned(),
+            Value::Object(params.clone()),
+        ));
+        shared.changed.notify_all();
+        if token != shared.token || st.revoked {
+            return error(401, "Unauthorized");
+        }
+        if canonical.is_none() {
+            return error(404, "Not Found");
+        }
+        st.faults
+            .get_mut(&method.to_ascii_lowercase())
+            .and_then(VecDeque::pop_front)
+    };
+    let method = canonical.unwrap_or_default();
+    let mut ignore_timeout = false;
+    match fault {
+        None => {}
+        Some(Fault::Status(status, description)) => return error(status, &description),
+        Some(Fault::RetryAfter(secs)) => {
+            return error_with(
+                429,
+                &format!("Too Many Requests: retry after {secs}"),
+                json!({"retry_after": secs}),
+            );
+        }
+        Some(Fault::Migrate(new_id)) => {
+            let mut st = shared.lock();
+            let old = int_param(&params, "chat_id").ok().flatten();
+            if let Some(chat) = old.and_then(|old| st.chats.get_mut(&old)) {
+                chat.migrated_to = Some(new_id);
+                st.chat_entry(new_id, "supergroup");
+            }
+            return error_with(400, MIGRATED, json!({"migrate_to_chat_id": new_id}));
+        }
+        Some(Fault::Malformed) => {
+            return Reply::Raw(
+                200,
+                "text/html",
+                b"<html><body>Service temporarily unavailable</body></html>".to_vec(),
+            );
+        }
+        Some(Fault::Drop) => return Reply::Hangup,
+        Some(Fault::Delay(d)) => shared.pause(d),
+        Some(Fault::IgnoreTimeout) => ignore_timeout = true,
+    }
+    let result = match method {
+        "getMe" => Ok(bot_user(&shared.token)),
+        "getUpdates" => return get_updates(shared, &params, ignore_timeout),
+        "sendMessage" => send_message(&mut shared.lock(), &params, bot_user(&shared.token)),
+        "deleteWebhook" => {
+            let mut st = shared.lock();
+            st.webhook = None;
+            if bool_param(&params, "drop_pending_updates") {
+                st.updates.clear();
+            }
+            shared.changed.notify_all();
+            Ok(json!(true))
+        }
+        "setWebhook" => {
+            let mut st = shared.lock();
+            let url = str_param(&params, "url").unwrap_or_default();
+            st.webhook = (!url.is_empty()).then_some(url);
+            if bool_param(&params, "drop_pending_updates") {
+                st.updates.clear();
+            }
+            shared.changed.notify_all();
+            Ok(json!(true))
+        }
+        "getWebhookInfo" => {
+            let st = shared.lock();
+            Ok(
+                json!({"url": st.webhook.clone().unwrap_or_default(), "has_custom_certificate": false,
+                      "pending_update_count": st.updates.len()}),
+            )
+        }
+        _ => Err(error(404, "Not Found")),
+    };
+    match result {
+        Ok(value) => ok(value),
+        Err(reply) => reply,
+    }
+}
+
+fn bot_user(token: &str) -> Value {
+    let id: i64 = token
+        .split(':')
+        .next()
+        .and_then(|id| id.parse().ok())
+        .unwrap_or(1);
+    json!({"id": id, "is_bot": true, "first_name": "Fake Bot", "username": "fake_bot",
+           "can_join_groups": true, "can_read_all_group_messages": false, "supports_inline_queries": false})
+}
+
+/// A real long poll: answer as soon as an update is there, or `[]` when `timeout` runs out; a
+/// newer getUpdates makes this one answer 409.
+fn get_updates(shared: &Shared, params: &Map<String, Value>, ignore_timeout: bool) -> Reply {
+    let bad = |what: &str| error(400, &format!("Bad Request: wrong parameter {what}"));
+    let Ok(offset) = int_param(params, "offset") else {
+        return bad("offset");
+    };
+    let Ok(limit) = int_param(params, "limit") else {
+        return bad("limit");
+    };
+    let Ok(timeout) = int_param(params, "timeout") else {
+        return bad("timeout");
+    };
+    let allowed = match json_param(params, "allowed_updates") {
+        None => None,
+        Some(Value::Array(list)) => Some(
+            list.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect::<Vec<_>>(),
+        ),
+        Some(_) => return error(400, "Bad Request: can't parse allowed updates"),
+    };
+    let limit = usize::try_from(limit.unwrap_or(100).clamp(1, 100)).unwrap_or(100);
+    let wait = if ignore_timeout {
+        Duration::ZERO
+    } else {
+        Duration::from_secs(u64::try_from(timeout.unwrap_or(0)).unwrap_or(0))
+    };
+
+    let mut st = shared.lock();
+    if st.webhook.is_some() {
+        return error(409, CONFLICT_WEBHOOK);
+    }
+    if let Some(allowed) = allowed {
+        st.allowed_updates = allowed;
+        // Telegram does not keep updates of kinds nobody asked for.
+        let kept: VecDeque<Value> = std::mem::take(&mut st.updates)
+            .into_iter()
+            .filter(|u| update_kind(u).is_none_or(|kind| st.admits(kind)))
+            .collect();
+        st.updates = kept;
+    }
+    if let Some(offset) = offset {
+        st.confirm(offset);
+    }
+    st.poll_generation += 1;
+    let me = st.poll_generation;
+    shared.changed.notify_all();
+
+    let deadline = Instant::now() + wait;
+    st.polls_waiting += 1;
+    let reply = loop {
+        if st.poll_generation != me {
+            break error(409, CONFLICT_POLLER);
+        }
+        if st.revoked {
+            break error(401, "Unauthorized");
+        }
+        if st.webhook.is_some() {
+            break error(409, CONFLICT_WEBHOOK);
+        }
+        let now = Instant::now();
+        if !st.updates.is_empty() || now >= deadline || shared.stopping() {
+            break ok(Value::Array(st.updates.iter().take(limit).cloned().collect()));
+        }
+        st = shared
+            .changed
+            .wait_timeout(st, deadline - now)
+            .unwrap_or_else(PoisonError::into_inner)
+            .0;
+    };
+    st.polls_waiting -= 1;
+    shared.changed.notify_all();
+    reply
+}
+
+fn update_kind(update: &Value) -> Option<&str> {
+    update
+        .as_object()?
+        .keys()
+        .map(String::as_str)
+        .find(|k| *k != "update_id")
+}
+
+/// sendMessage with Telegram's validation; `Err` is the error reply.
+fn send_message(st: &mut State, params: &Map<String, Value>, bot: Value) -> Result<Value, Reply> {
+    let chat_ref = str_param(params, "chat_id").filter(|c| !c.is_empty());
+    let Some(chat_ref) = chat_ref else {
+        return Err(error(400, "Bad Request: chat_id is empty"));
+    };
+    let chat_id = if let Some(name) = chat_ref.strip_prefix('@') {
+        st.chats
+            .iter()
+            .find(|(_, chat)| chat.username.as_deref() == Some(name))
+            .map(|(id, _)| *id)
+    } else {
+        chat_ref
+            .parse::<i64>()
+            .ok()
+            .filter(|id| st.chats.contains_key(id))
+    };
+    let Some(chat_id) = chat_id else {
+        return Err(error(400, "Bad Request: chat not found"));
+    };
+    if let Some(new_id) = st.chats[&chat_id].migrated_to {
+        return Err(error_with(400, MIGRATED, json!({"migrate_to_chat_id": new_id})));
+    }
+    // Telegram trims the text before checking it.
+    let text = str_param(params, "text").unwrap_or_default();
+    let text = text.trim();
+    if text.is_empty() {
+        return Err(error(400, "Bad Request: message text is empty"));
+    }
+    if text.encode_utf16().count() > MAX_TEXT_UNITS {
+        return Err(error(400, "Bad Request: message is too long"));
+    }
+    if let Some(mode) = str_param(params, "parse_mode").filter(|m| !m.is_empty()) {
+        if !["MarkdownV2", "HTML", "Markdown"].contains(&mode.as_str()) {
+            return Err(error(400, "Bad Request: unsupported parse_mode"));
+        }
+    }
+    let Ok(thread_id) = int_param(params, "message_thread_id") else {
+        return Err(error(400, "Bad Request: wrong parameter message_thread_id"));
+    };
+    // reply_parameters {message_id, allow_sending_without_reply}, or the older top-level form.
+    let (reply_id, allow_without) = match json_param(params, "reply_parameters") {
+        Some(reply) => (
+            reply.get("message_id").and_then(Value::as_i64),
+            reply.get("allow_sending_without_reply").and_then(Value::as_bool) == Some(true),
+        ),
+        None => (
+            int_param(params, "reply_to_message_id").ok().flatten(),
+            bool_param(params, "allow_sending_without_reply"),
+        ),
+    };
+    let chat = st.chats.get_mut(&chat_id).expect("chat resolved above");
+    let reply_exists = reply_id.filter(|&id| id >= 1 && id <= chat.last_message_id);
+    if reply_id.is_some() && reply_exists.is_none() && !allow_without {
+        return Err(error(400, "Bad Request: message to be replied not found"));
+    }
+    chat.last_message_id += 1;
+    let chat_json = chat_json(chat_id, chat);
+    let now = unix_now();
+    let mut message = json!({"message_id": chat.last_message_id, "from": bot,
+                             "chat": chat_json, "date": now, "text": text});
+    if let Some(thread_id) = thread_id {
+        message["message_thread_id"] = json!(thread_id);
+    }
+    if let Some(id) = reply_exists {
+        message["reply_to_message"] = json!({"message_id": id, "chat": chat_json, "date": now});
+    }
+    st.sent.push(Value::Object(params.clone()));
+    Ok(message)
+}
+
+/// Params from the query string and the body (JSON object or form-urlencoded).
+fn parse_params(query: Option<&str>, request: &Request) -> Result<Map<String, Value>, String> {
+    let mut params = Map::new();
+    for (key, value) in query.map(parse_form).unwrap_or_default() {
+        params.insert(key, Value::String(value));
+    }
+    if request.body.is_empty() {
+        return Ok(params);
+    }
+    let content_type = request
+        .headers
+        .iter()
+        .find(|(n, _)| n == "content-type")
+        .map(|(_, v)| v.to_ascii_lowercase())
+        .unwrap_or_default();
+    if content_type.starts_with("application/json") {
+        match serde_json::from_slice::<Value>(&request.body) {
+            Ok(Value::Object(body)) => params.extend(body),
+            _ => return Err("Bad Request: can't parse JSON object".into()),
+        }
+    } else if content_type.starts_with("application/x-www-form-urlencoded") {
+        let body = String::from_utf8_lossy(&request.body);
+        for (key, value) in parse_form(&body) {
+            params.insert(key, Value::String(value));
+        }
+    } else {
+        return Err(format!(
+            "Bad Request: unsupported content type {content_type:?} (fake)"
+        ));
+    }
+    Ok(params)
+}
+
+/// `a=1&b=x+y%21` to pairs.
+fn parse_form(text: &str) -> Vec<(String, String)> {
+    text.split('&')
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            (percent_decode(key), percent_decode(value))
+        })
+        .collect()
+}
+
+fn percent_decode(text: &str) -> String {
+    let hex = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                (Some(high), Some(low)) => {
+                    out.push(high * 16 + low);
+                    i += 2;
+                }
+                _ => out.push(b'%'),
+            },
+            byte => out.push(byte),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// An integer param given as a JSON number or a decimal string; `Err` if present but not one.
+fn int_param(params: &Map<String, Value>, key: &str) -> Result<Option<i64>, ()> {
+    match params.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Number(n)) => n.as_i64().map(Some).ok_or(()),
+        Some(Value::String(s)) if s.is_empty() => Ok(None),
+        Some(Value::String(s)) => s.trim().parse().map(Some).map_err(|_| ()),
+        Some(_) => Err(()),
+    }
+}
+
+/// A string param (numbers are accepted and printed, as Telegram does for chat_id).
+fn str_param(params: &Map<String, Value>, key: &str) -> Option<String> {
+    match params.get(key)? {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+fn bool_param(params: &Map<String, Value>, key: &str) -> bool {
+    match params.get(key) {
+        Some(Value::Bool(b)) => *b,
+        Some(Value::String(s)) => matches!(s.as_str(), "true" | "True" | "1"),
+        Some(Value::Number(n)) => n.as_i64() == Some(1),
+        _ => false,
+    }
+}
+
+/// A structured param: JSON in a JSON body, or JSON-serialized in a query/form value.
+fn json_param(params: &Map<String, Value>, key: &str) -> Option<Value> {
+    match params.get(key)? {
+        Value::String(s) => serde_json::from_str(s)
+            .ok()
+            .or_else(|| Some(Value::String(s.clone()))),
+        Value::Null => None,
+        other => Some(other.clone()),
+    }
+}
