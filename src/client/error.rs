@@ -159,7 +159,7 @@ impl fmt::Display for ClientError {
             ClientError::Rejected { code, message } => match code.as_str() {
                 "UNAUTHORIZED" => write!(
                     f,
-                    "the gateway refused the credentials ({message}); pass the right \
+                    "the gateway refused the credentials ({code}: {message}); pass the right \
                      --token or --password, or fix gateway.auth in the config"
                 ),
                 "PROTOCOL_MISMATCH" => write!(

@@ -54,7 +54,7 @@ enum Step {
     Died(String),
     Restart {
         why: &'static str,
-        config: Option<Config>,
+        config: Option<Box<Config>>,
         listener: Option<Listener>,
     },
 }
@@ -175,7 +175,7 @@ impl Daemon {
                         return Ok(());
                     }
                     if let Some(c) = next_config {
-                        config = c;
+                        config = *c;
                     }
                     if let Some(l) = next_listener {
                         listener = l;
@@ -199,7 +199,7 @@ impl Daemon {
                     (Some(config), listener) => {
                         return Step::Restart {
                             why: "SIGHUP (reload)",
-                            config: Some(config),
+                            config: Some(Box::new(config)),
                             listener,
                         };
                     }
@@ -209,7 +209,7 @@ impl Daemon {
                     let (config, listener) = self.prepare_restart(listener);
                     return Step::Restart {
                         why,
-                        config,
+                        config: config.map(Box::new),
                         listener,
                     };
                 }

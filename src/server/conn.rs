@@ -90,6 +90,10 @@ pub struct Conn {
     pub close_deadline: Option<Instant>,
     /// Written to during this loop pass; flushed at the end of the pass.
     pub dirty: bool,
+    /// A read failed in a way that leaves tungstenite's frame decoder mid-frame (too big,
+    /// protocol error): it must not be asked to read again (it would misparse, or trip its
+    /// own buffer assertion). The connection is closing and is dropped at its deadline.
+    read_failed: bool,
 }
 
 impl Conn {
@@ -103,6 +107,7 @@ impl Conn {
             backlog: 0,
             close_deadline: None,
             dirty: false,
+            read_failed: false,
         }
     }
 
@@ -156,7 +161,10 @@ impl Conn {
         let State::Open(ws) = &mut self.state else {
             return ReadStep::WouldBlock;
         };
-        match ws.read() {
+        if self.read_failed {
+            return ReadStep::WouldBlock;
+        }
+        let step = match ws.read() {
             Ok(Message::Text(t)) => ReadStep::Text(t),
             Ok(Message::Binary(_)) => ReadStep::Binary,
             Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_)) => {
@@ -177,7 +185,11 @@ impl Conn {
             Err(WsError::Utf8(e)) => ReadStep::Protocol(format!("invalid UTF-8 in a text frame: {e}")),
             Err(WsError::WriteBufferFull(_)) => ReadStep::TooBig("write buffer full".into()),
             Err(e) => ReadStep::Gone(e.to_string()),
+        };
+        if matches!(step, ReadStep::TooBig(_) | ReadStep::Protocol(_)) {
+            self.read_failed = true;
         }
+        step
     }
 
     /// Queue a text frame, enforcing the backlog bound. A single frame larger than the bound
@@ -191,7 +203,16 @@ impl Conn {
         };
         let len = frame.len();
         if self.backlog > 0 && self.backlog + len > backlog_limit {
-            return QueueStep::SlowConsumer;
+            // `backlog` also counts bytes tungstenite already wrote to the kernel during this
+            // pass; only what the kernel would not take is unsent. Flush before judging, so a
+            // client that reads promptly is never closed for a burst within one pass.
+            match ws.flush() {
+                Ok(()) => self.backlog = 0,
+                Err(WsError::Io(e)) if e.kind() == ErrorKind::WouldBlock => {
+                    return QueueStep::SlowConsumer;
+                }
+                Err(e) => return QueueStep::Broken(e.to_string()),
+            }
         }
         match ws.write(Message::text(frame)) {
             Ok(()) => {}

@@ -425,3 +425,168 @@ pub fn eventually<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Opt
         thread::sleep(Duration::from_millis(20));
     }
 }
+
+// ---- Additions for tests/lifecycle.rs, tests/cli.rs and tests/config_errors.rs ----
+
+/// Run `cmd` to completion with piped stdout/stderr, killing it (and panicking) after `limit`.
+pub fn run_to_end(mut cmd: Command, limit: Duration) -> Output {
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Read both pipes on threads so a chatty child can never block on a full pipe.
+    let mut out_pipe = child.stdout.take().unwrap();
+    let mut err_pipe = child.stderr.take().unwrap();
+    let out_t = thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = std::io::Read::read_to_end(&mut out_pipe, &mut v);
+        v
+    });
+    let err_t = thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = std::io::Read::read_to_end(&mut err_pipe, &mut v);
+        v
+    });
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            let err = err_t.join().unwrap_or_default();
+            panic!(
+                "command did not finish within {limit:?}; stderr: {}",
+                String::from_utf8_lossy(&err)
+            );
+        }
+        thread::sleep(Duration::from_millis(10));
+    };
+    Output {
+        status,
+        stdout: out_t.join().unwrap_or_default(),
+        stderr: err_t.join().unwrap_or_default(),
+    }
+}
+
+impl Home {
+    /// Like [`Home::run_cli`], with extra environment variables.
+    pub fn run_cli_env(&self, args: &[&str], env: &[(&str, &str)], limit: Duration) -> Output {
+        let mut cmd = self.command(args);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        run_to_end(cmd, limit)
+    }
+}
+
+/// Stdout of a finished command, lossily decoded.
+pub fn stdout_of(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// Stderr of a finished command, lossily decoded.
+pub fn stderr_of(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// The exit code of a finished command (panics if it died by a signal).
+pub fn code_of(o: &Output) -> i32 {
+    o.status
+        .code()
+        .unwrap_or_else(|| panic!("killed by a signal: {:?}; stderr: {}", o.status, stderr_of(o)))
+}
+
+// ---- Helpers for the protocol_* tests ----
+
+impl Gateway {
+    /// Open a WebSocket, send `frame` as the first frame, and return the socket with the
+    /// gateway's first answer (`hello_ok`, `hello_error`, ...) or how the connection ended.
+    pub fn connect_with(&self, frame: &Value) -> (Ws, Result<Value, End>) {
+        let mut ws = Ws::open(self.port);
+        ws.send_json(frame);
+        let first = ws.next(Duration::from_secs(5));
+        (ws, first)
+    }
+}
+
+impl Ws {
+    /// Send a text frame, reporting a failure instead of panicking (the gateway may already
+    /// have closed the connection).
+    pub fn try_send_text(&mut self, text: &str) -> Result<(), String> {
+        self.ws
+            .send(Message::text(text.to_owned()))
+            .map_err(|e| e.to_string())
+    }
+
+    /// Write one masked text frame with `payload` straight to the socket from another thread,
+    /// so this thread can keep reading while the gateway refuses an oversized frame (a
+    /// blocking write of a refused frame would otherwise never finish). The mask key is zero,
+    /// which is a valid mask that leaves the payload as is. Write errors end the thread.
+    pub fn write_raw_text_frame(&self, payload: Vec<u8>) -> thread::JoinHandle<()> {
+        use std::io::Write;
+        let mut stream = self.ws.get_ref().try_clone().expect("clone socket");
+        thread::spawn(move || {
+            let mut header = vec![0x81u8];
+            let len = payload.len();
+            if len < 126 {
+                header.push(0x80 | len as u8);
+            } else if len <= usize::from(u16::MAX) {
+                header.push(0x80 | 126);
+                header.extend_from_slice(&(len as u16).to_be_bytes());
+            } else {
+                header.push(0x80 | 127);
+                header.extend_from_slice(&(len as u64).to_be_bytes());
+            }
+            header.extend_from_slice(&[0, 0, 0, 0]);
+            let _ = stream.write_all(&header);
+            let _ = stream.write_all(&payload);
+        })
+    }
+}
+
+/// The resident set size of a process in KiB (`VmRSS` in `/proc/PID/status`).
+pub fn rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+impl Gateway {
+    /// Spawn an arbitrary `emonkd` command (e.g. one built with [`Home::command`] and then
+    /// adjusted) as a gateway, capturing its stderr; waits for nothing (port stays 0).
+    pub fn spawn_cmd(mut cmd: Command) -> Gateway {
+        cmd.stdout(Stdio::null()).stderr(Stdio::piped());
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
+        let mut child = cmd.spawn().unwrap();
+        let log = Log::default();
+        let stderr = child.stderr.take().unwrap();
+        let l = log.clone();
+        thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                l.push(line);
+            }
+        });
+        let pid = child.id();
+        Gateway {
+            child,
+            log,
+            port: 0,
+            pid,
+        }
+    }
+
+    /// Whether the process is still running.
+    pub fn alive(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
+    }
+}
