@@ -4,9 +4,10 @@
 //! 50 s. So a connector never makes a blocking call on its own thread: each call runs on a
 //! short-lived named thread and its result comes back over a channel, tagged with an id. The
 //! connector thread stays free to handle `Stop` and sends, to notice a stalled call, and to
-//! ignore a result it no longer wants. At a stop, calls still running get a short grace and
-//! are then left to end by their own HTTP timeout (their results are discarded; nothing was
-//! confirmed to the platform by a call whose answer was never read).
+//! ignore a result it no longer wants. At a stop the connector aborts its HTTP agent (ureq's
+//! `Agent::shutdown`), so the call threads end at once and are joined; one that somehow does
+//! not is left to end by its own HTTP timeout after a short grace (its result is discarded:
+//! nothing is confirmed to the platform by a call whose answer was never read).
 
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
@@ -29,7 +30,13 @@ impl<R: Send + 'static> Calls<R> {
     /// `name` names the call threads (e.g. `emonk-telegram-http`).
     pub fn new(name: &str) -> Calls<R> {
         let (tx, rx) = crossbeam_channel::unbounded();
-        Calls { name: name.to_owned(), next: 0, tx, rx, running: Vec::new() }
+        Calls {
+            name: name.to_owned(),
+            next: 0,
+            tx,
+            rx,
+            running: Vec::new(),
+        }
     }
 
     /// Results, to select on.
@@ -71,7 +78,10 @@ impl<R: Send + 'static> Calls<R> {
         self.reap();
         let left = self.running.len();
         if left > 0 {
-            log::info!("{left} {} call(s) still in flight at stop; abandoned (they end by their own timeout)", self.name);
+            log::info!(
+                "{left} {} call(s) still in flight at stop; abandoned (they end by their own timeout)",
+                self.name
+            );
         }
         left
     }

@@ -99,7 +99,10 @@ pub enum ConnectorEvent {
     /// These entries were appended to the spool (durably) and may be delivered.
     Inbound(Vec<Entry>),
     /// A send finished: the `channels.send` result (`{"channel","to","messageIds"}`) or error.
-    SendDone { id: u64, result: Result<Value, ErrorBody> },
+    SendDone {
+        id: u64,
+        result: Result<Value, ErrorBody>,
+    },
 }
 
 /// What the router tells a connector.

@@ -20,12 +20,12 @@ use tungstenite::protocol::CloseFrame;
 use tungstenite::protocol::frame::coding::CloseCode;
 
 use super::Incoming;
-use crate::backoff::Backoff;
 use super::error::{ClientError, RemoteError};
 use super::link::{self, Link, Ws, would_block};
 use super::options::{ClientOptions, Role};
 use super::waker::{self, WakeReceiver};
 use super::wire::{self, Hello, ServerFrame};
+use crate::backoff::Backoff;
 
 /// Streamed chunks one call may have queued before the caller is declared too slow.
 pub(crate) const REPLY_BACKLOG: usize = 1024;

@@ -85,7 +85,8 @@ fn path(p: Option<&Path>) -> Value {
 #[cfg(test)]
 mod tests {
     use super::super::parse::{
-        AUTH_KEYS, CHANNELS_KEYS, DISCORD_KEYS, GATEWAY_KEYS, ROOT_KEYS, SLACK_KEYS, SPOOL_KEYS, TELEGRAM_KEYS,
+        AUTH_KEYS, CHANNELS_KEYS, DISCORD_KEYS, GATEWAY_KEYS, ROOT_KEYS, SLACK_KEYS, SPOOL_KEYS,
+        TELEGRAM_KEYS,
     };
     use super::*;
     use crate::config::BindMode;

@@ -95,7 +95,10 @@ pub struct SpoolConfig {
 
 impl Default for SpoolConfig {
     fn default() -> SpoolConfig {
-        SpoolConfig { max_entries: DEFAULT_SPOOL_MAX_ENTRIES, max_bytes: DEFAULT_SPOOL_MAX_BYTES }
+        SpoolConfig {
+            max_entries: DEFAULT_SPOOL_MAX_ENTRIES,
+            max_bytes: DEFAULT_SPOOL_MAX_BYTES,
+        }
     }
 }
 

@@ -14,8 +14,8 @@ use super::bind::parse_custom_host;
 use super::json;
 use super::{
     AGENT_TIMEOUT_RANGE, AuthConfig, BindMode, CLIENT_BACKLOG_RANGE, ChannelsConfig, Config, ConfigError,
-    DiscordConfig, GatewayConfig, MAX_CLIENTS_RANGE, MAX_PAYLOAD_RANGE, POLL_TIMEOUT_RANGE, Secret,
-    SPOOL_MAX_BYTES_RANGE, SPOOL_MAX_ENTRIES_RANGE, SlackConfig, SpoolConfig, TICK_INTERVAL_RANGE,
+    DiscordConfig, GatewayConfig, MAX_CLIENTS_RANGE, MAX_PAYLOAD_RANGE, POLL_TIMEOUT_RANGE,
+    SPOOL_MAX_BYTES_RANGE, SPOOL_MAX_ENTRIES_RANGE, Secret, SlackConfig, SpoolConfig, TICK_INTERVAL_RANGE,
     TelegramConfig,
 };
 
@@ -87,7 +87,11 @@ pub(super) fn parse(text: &str) -> Result<Config> {
         Some(s) => spool(&s)?,
         None => SpoolConfig::default(),
     };
-    Ok(Config { gateway, channels, spool })
+    Ok(Config {
+        gateway,
+        channels,
+        spool,
+    })
 }
 
 fn spool(o: &Obj) -> Result<SpoolConfig> {

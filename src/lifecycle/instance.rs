@@ -18,8 +18,8 @@ use crate::channels::telegram::Telegram;
 use crate::channels::{Connector, ConnectorContext};
 use crate::config::Config;
 use crate::router::{ConnectorSlot, RestartHook, Router, RouterSettings};
-use crate::spool::Spool;
 use crate::server::{CONNECT_TIMEOUT, EventLoop, ServerSettings};
+use crate::spool::Spool;
 
 /// How long clients get to finish their close handshake at shutdown, at most.
 const DRAIN: Duration = Duration::from_secs(1);
@@ -90,7 +90,13 @@ impl Instance {
         for connector in connectors(config, state_dir, spool) {
             let (commands_tx, commands_rx) = crossbeam_channel::unbounded();
             let channel = connector.channel();
-            slots.insert(channel, ConnectorSlot { commands: commands_tx, status: connector.initial_status() });
+            slots.insert(
+                channel,
+                ConnectorSlot {
+                    commands: commands_tx,
+                    status: connector.initial_status(),
+                },
+            );
             let ctx = ConnectorContext::new(commands_rx, router_tx.clone());
             threads.spawn(&format!("emonk-{channel}"), move || connector.run(ctx))?;
         }

@@ -128,9 +128,15 @@ impl Daemon {
             Err(e) => log::warn!("could not raise the open file limit: {e}"),
         }
         let spool_dir = self.state_dir.join("spool");
-        let limits = SpoolLimits { max_entries: config.spool.max_entries, max_bytes: config.spool.max_bytes };
+        let limits = SpoolLimits {
+            max_entries: config.spool.max_entries,
+            max_bytes: config.spool.max_bytes,
+        };
         let spool = Spool::open(&spool_dir, limits).map_err(|e| {
-            Error::failure(format!("cannot open the spool in {}: {e}; check the state dir", spool_dir.display()))
+            Error::failure(format!(
+                "cannot open the spool in {}: {e}; check the state dir",
+                spool_dir.display()
+            ))
         })?;
         let spool = Arc::new(Mutex::new(spool));
         let mut listener = Listener::bind(&config.gateway)?;

@@ -49,7 +49,11 @@ impl Router {
             self.delivered = last.cursor;
         }
         for e in entries {
-            self.out.send(ToLoop::Event { to: Audience::Some(vec![agent]), name: "channel.message", params: e.params });
+            self.out.send(ToLoop::Event {
+                to: Audience::Some(vec![agent]),
+                name: "channel.message",
+                params: e.params,
+            });
         }
     }
 
@@ -64,7 +68,11 @@ impl Router {
         if !subscribers.is_empty() {
             for e in &entries {
                 let params: Arc<str> = e.params.clone();
-                self.out.send(ToLoop::Event { to: Audience::Some(subscribers.clone()), name: "channel.message", params });
+                self.out.send(ToLoop::Event {
+                    to: Audience::Some(subscribers.clone()),
+                    name: "channel.message",
+                    params,
+                });
             }
         }
         self.pump();
@@ -73,10 +81,16 @@ impl Router {
     /// `events.ack`: the agent acknowledges `cursor` and everything before it.
     pub(super) fn events_ack(&mut self, conn: ConnId, p: AckParams) -> Result<Value, ErrorBody> {
         if self.agent != Some(conn) {
-            return Err(ErrorBody::new(ErrorCode::Forbidden, "only the active agent acknowledges messages"));
+            return Err(ErrorBody::new(
+                ErrorCode::Forbidden,
+                "only the active agent acknowledges messages",
+            ));
         }
         let cursor: u64 = p.cursor.parse().map_err(|_| {
-            ErrorBody::new(ErrorCode::InvalidRequest, format!("cursor {:?} is not a message cursor", p.cursor))
+            ErrorBody::new(
+                ErrorCode::InvalidRequest,
+                format!("cursor {:?} is not a message cursor", p.cursor),
+            )
         })?;
         let result = self.spool.lock().expect("spool lock").ack(cursor);
         match result {

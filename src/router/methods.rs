@@ -15,7 +15,10 @@ use crate::protocol::{ErrorBody, ErrorCode, Mode, Role, SUBSCRIBABLE_EVENTS};
 pub const RESTART_EXPECTED_MS: u64 = 1500;
 
 /// Decode params into `T`, or an `INVALID_REQUEST` naming the method.
-pub(super) fn params<'a, T: Deserialize<'a>>(method: &str, raw: Option<&'a RawValue>) -> Result<T, ErrorBody> {
+pub(super) fn params<'a, T: Deserialize<'a>>(
+    method: &str,
+    raw: Option<&'a RawValue>,
+) -> Result<T, ErrorBody> {
     let text = raw.map_or("{}", RawValue::get);
     serde_json::from_str(text).map_err(|e| {
         ErrorBody::new(

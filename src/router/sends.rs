@@ -32,9 +32,11 @@ pub(super) struct Idempotency {
 
 impl Idempotency {
     fn prune(&mut self, now: Instant) {
-        self.done.retain(|_, (at, _)| now.duration_since(*at) < IDEMPOTENCY_TTL);
+        self.done
+            .retain(|_, (at, _)| now.duration_since(*at) < IDEMPOTENCY_TTL);
         if self.done.len() > IDEMPOTENCY_MAX {
-            let mut by_age: Vec<(Instant, String)> = self.done.iter().map(|(k, (at, _))| (*at, k.clone())).collect();
+            let mut by_age: Vec<(Instant, String)> =
+                self.done.iter().map(|(k, (at, _))| (*at, k.clone())).collect();
             by_age.sort();
             for (_, k) in by_age.into_iter().take(self.done.len() - IDEMPOTENCY_MAX) {
                 self.done.remove(&k);
@@ -57,11 +59,20 @@ impl Router {
             router.out.send_frame(conn, reply_frame(&request_id, &result));
         };
         if request.text.is_empty() {
-            return reply_now(self, Err(ErrorBody::new(ErrorCode::InvalidRequest, "text must not be empty")));
+            return reply_now(
+                self,
+                Err(ErrorBody::new(
+                    ErrorCode::InvalidRequest,
+                    "text must not be empty",
+                )),
+            );
         }
         let now = Instant::now();
         self.idempotency.prune(now);
-        let key = request.idempotency_key.as_ref().map(|k| format!("{}\u{0}{k}", request.channel));
+        let key = request
+            .idempotency_key
+            .as_ref()
+            .map(|k| format!("{}\u{0}{k}", request.channel));
         if let Some(key) = &key {
             if let Some((_, result)) = self.idempotency.done.get(key) {
                 return reply_now(self, result.clone());
@@ -79,22 +90,38 @@ impl Router {
                 self,
                 Err(ErrorBody::new(
                     ErrorCode::NotFound,
-                    format!("channel {channel:?} is not enabled; set channels.{channel}.enabled in the config"),
+                    format!(
+                        "channel {channel:?} is not enabled; set channels.{channel}.enabled in the config"
+                    ),
                 )),
             );
         };
         self.next_send += 1;
         let id = self.next_send;
-        if slot.commands.send(ConnectorCommand::Send(SendJob { id, request })).is_err() {
+        if slot
+            .commands
+            .send(ConnectorCommand::Send(SendJob { id, request }))
+            .is_err()
+        {
             return reply_now(
                 self,
-                Err(ErrorBody::retryable(ErrorCode::Unavailable, "the connector has stopped", None)),
+                Err(ErrorBody::retryable(
+                    ErrorCode::Unavailable,
+                    "the connector has stopped",
+                    None,
+                )),
             );
         }
         if let Some(key) = &key {
             self.idempotency.in_flight.insert(key.clone(), id);
         }
-        self.sends.insert(id, PendingSend { waiters: vec![(conn, request_id)], key });
+        self.sends.insert(
+            id,
+            PendingSend {
+                waiters: vec![(conn, request_id)],
+                key,
+            },
+        );
     }
 
     /// A connector finished a send: answer every waiting caller, remember it by key.
@@ -116,7 +143,8 @@ impl Router {
         let body = ErrorBody::retryable(ErrorCode::Unavailable, why, None);
         for (_, p) in self.sends.drain() {
             for (conn, request_id) in p.waiters {
-                self.out.send_frame(conn, frames::response_error(&request_id, &body));
+                self.out
+                    .send_frame(conn, frames::response_error(&request_id, &body));
             }
         }
         self.idempotency.in_flight.clear();

@@ -36,7 +36,11 @@ pub struct Telegram {
 impl Telegram {
     /// `None` when the channel is disabled. The token is present whenever it is enabled
     /// (config validation guarantees it).
-    pub fn from_config(config: &TelegramConfig, state_dir: PathBuf, spool: Arc<Mutex<Spool>>) -> Option<Telegram> {
+    pub fn from_config(
+        config: &TelegramConfig,
+        state_dir: PathBuf,
+        spool: Arc<Mutex<Spool>>,
+    ) -> Option<Telegram> {
         if !config.enabled {
             return None;
         }
@@ -68,7 +72,10 @@ impl Connector for Telegram {
 
     fn run(self: Box<Self>, ctx: ConnectorContext) {
         let api = api::BotApi::new(&self.api_base_url, &self.token);
-        let settings = worker::Settings { poll_timeout: self.poll_timeout, allow_from: self.allow_from };
+        let settings = worker::Settings {
+            poll_timeout: self.poll_timeout,
+            allow_from: self.allow_from,
+        };
         let offset_file = offset::OffsetFile::new(&self.state_dir);
         worker::Worker::new(api, settings, self.spool, offset_file, ctx).run();
     }

@@ -14,7 +14,9 @@ pub struct OffsetFile {
 
 impl OffsetFile {
     pub fn new(state_dir: &Path) -> OffsetFile {
-        OffsetFile { path: state_dir.join("telegram.offset") }
+        OffsetFile {
+            path: state_dir.join("telegram.offset"),
+        }
     }
 
     /// The stored offset; a missing or unreadable file means none (logged when unreadable).

@@ -66,7 +66,10 @@ fn parse_id(value: &Option<String>, what: &str) -> Result<Option<i64>, ErrorBody
     match value {
         None => Ok(None),
         Some(v) => v.parse().map(Some).map_err(|_| {
-            ErrorBody::new(ErrorCode::InvalidRequest, format!("{what} {v:?} is not a Telegram id (an integer)"))
+            ErrorBody::new(
+                ErrorCode::InvalidRequest,
+                format!("{what} {v:?} is not a Telegram id (an integer)"),
+            )
         }),
     }
 }
@@ -142,7 +145,11 @@ impl Outbound {
                 Ok(id) => job.call = Some(id),
                 Err(e) => failed.push((
                     job.id,
-                    Err(ErrorBody::retryable(ErrorCode::Unavailable, format!("cannot start the send: {e}"), None)),
+                    Err(ErrorBody::retryable(
+                        ErrorCode::Unavailable,
+                        format!("cannot start the send: {e}"),
+                        None,
+                    )),
                 )),
             }
         }
@@ -158,7 +165,10 @@ impl Outbound {
         job.call = None;
         match result {
             Ok(message) => {
-                let id = message.get("message_id").map(|v| v.to_string()).unwrap_or_default();
+                let id = message
+                    .get("message_id")
+                    .map(|v| v.to_string())
+                    .unwrap_or_default();
                 job.message_ids.push(id);
                 job.next += 1;
                 if job.next < job.parts.len() {
@@ -169,12 +179,17 @@ impl Outbound {
                 Some(done)
             }
             Err(ApiError::RateLimited { retry_after, .. }) => {
-                log::warn!("telegram: rate limited sending to {}; retrying in {retry_after:?}", job.chat);
+                log::warn!(
+                    "telegram: rate limited sending to {}; retrying in {retry_after:?}",
+                    job.chat
+                );
                 job.not_before = now + retry_after;
                 None
             }
             Err(ApiError::BadRequest { ref description })
-                if job.parse_mode.is_some() && !job.plain_retry_used && description.contains("can't parse entities") =>
+                if job.parse_mode.is_some()
+                    && !job.plain_retry_used
+                    && description.contains("can't parse entities") =>
             {
                 log::info!("telegram rejected the formatting ({description}); sending as plain text");
                 job.parse_mode = None;
@@ -182,7 +197,10 @@ impl Outbound {
                 None
             }
             Err(ApiError::Migrated { to_chat_id, .. }) if !job.migrated => {
-                log::info!("telegram: chat {} migrated to {to_chat_id}; sending there", job.chat);
+                log::info!(
+                    "telegram: chat {} migrated to {to_chat_id}; sending there",
+                    job.chat
+                );
                 job.chat = to_chat_id.to_string();
                 job.migrated = true;
                 None
@@ -190,7 +208,10 @@ impl Outbound {
             Err(e) if e.is_retryable_send() && job.connect_retries < CONNECT_RETRIES => {
                 job.connect_retries += 1;
                 let delay = Duration::from_secs(1 << job.connect_retries.min(4));
-                log::warn!("telegram: could not reach the API to send to {} ({e}); retrying in {delay:?}", job.chat);
+                log::warn!(
+                    "telegram: could not reach the API to send to {} ({e}); retrying in {delay:?}",
+                    job.chat
+                );
                 job.not_before = now + delay;
                 None
             }
@@ -214,16 +235,19 @@ impl Outbound {
 
     /// When the next waiting call may start, if one is waiting on time.
     pub fn next_wake(&self) -> Option<Instant> {
-        self.active.iter().filter(|j| j.call.is_none()).map(|j| j.not_before).min()
+        self.active
+            .iter()
+            .filter(|j| j.call.is_none())
+            .map(|j| j.not_before)
+            .min()
     }
 
     /// Fail every job (the connector cannot send: unauthorized).
     pub fn fail_all(&mut self, body: &ErrorBody) -> Vec<Done> {
-        self.active.drain(..).chain(self.waiting.drain(..)).map(|j| (j.id, Err(body.clone()))).collect()
-    }
-
-    /// Parts sent so far in total, for status.
-    pub fn is_idle(&self) -> bool {
-        self.active.is_empty() && self.waiting.is_empty()
+        self.active
+            .drain(..)
+            .chain(self.waiting.drain(..))
+            .map(|j| (j.id, Err(body.clone())))
+            .collect()
     }
 }

@@ -55,7 +55,10 @@ const MAX_SLEEP: Duration = Duration::from_secs(60);
 pub enum CallResult {
     Me(Result<User, ApiError>),
     Webhook(Result<(), ApiError>),
-    Updates { started: Instant, result: Result<Vec<Value>, ApiError> },
+    Updates {
+        started: Instant,
+        result: Result<Vec<Value>, ApiError>,
+    },
     Sent(Result<Value, ApiError>),
 }
 
@@ -189,9 +192,9 @@ impl Worker {
         let started = match self.phase {
             Phase::Unauthorized => return,
             Phase::Identify => self.calls.start(move || CallResult::Me(api.get_me(SHORT_CALL))),
-            Phase::DeleteWebhook => {
-                self.calls.start(move || CallResult::Webhook(api.delete_webhook(false, SHORT_CALL)))
-            }
+            Phase::DeleteWebhook => self
+                .calls
+                .start(move || CallResult::Webhook(api.delete_webhook(false, SHORT_CALL))),
             Phase::Poll => {
                 let offset = self.offset;
                 let poll_secs = self.settings.poll_timeout.as_secs();
@@ -231,7 +234,11 @@ impl Worker {
     fn on_result(&mut self, id: CallId, result: CallResult) {
         let now = Instant::now();
         if let CallResult::Sent(r) = result {
-            if let Some(done) = self.outbound.on_result(id, r.inspect(|_| self.status.outbound += 1), now) {
+            if r.is_ok() {
+                self.status.outbound += 1;
+                self.report();
+            }
+            if let Some(done) = self.outbound.on_result(id, r, now) {
                 self.finish_sends(vec![done]);
             }
             return;
@@ -243,7 +250,10 @@ impl Worker {
         match result {
             CallResult::Me(Ok(user)) => {
                 let account = user.username.as_ref().map(|u| format!("@{u}"));
-                log::info!("telegram: authorized as {}", account.as_deref().unwrap_or("(no username)"));
+                log::info!(
+                    "telegram: authorized as {}",
+                    account.as_deref().unwrap_or("(no username)")
+                );
                 self.status.account = account;
                 self.phase = Phase::DeleteWebhook;
             }
@@ -251,7 +261,10 @@ impl Worker {
                 self.phase = Phase::Poll;
                 self.backoff.reset();
             }
-            CallResult::Updates { started, result: Ok(updates) } => {
+            CallResult::Updates {
+                started,
+                result: Ok(updates),
+            } => {
                 self.backoff.reset();
                 self.last_error_was_webhook = false;
                 self.status.last_poll_ms = Some(crate::procinfo::unix_ms());
@@ -288,15 +301,25 @@ impl Worker {
                 let failed = self.outbound.fail_all(&body);
                 self.finish_sends(failed);
             }
-            ApiError::Conflict { webhook: true, description } => {
+            ApiError::Conflict {
+                webhook: true,
+                description,
+            } => {
                 log::warn!("telegram: {description}; deleting the webhook");
                 // A webhook that keeps coming back must not make us loop.
-                let wait = if self.last_error_was_webhook { self.backoff.next_delay() } else { Duration::ZERO };
+                let wait = if self.last_error_was_webhook {
+                    self.backoff.next_delay()
+                } else {
+                    Duration::ZERO
+                };
                 self.phase = Phase::DeleteWebhook;
                 self.not_before = now + wait;
                 self.set_state("backoff", Some(description.clone()));
             }
-            ApiError::Conflict { webhook: false, description } => {
+            ApiError::Conflict {
+                webhook: false,
+                description,
+            } => {
                 let wait = self.backoff.next_delay().max(CONFLICT_MIN_WAIT);
                 log::warn!(
                     "telegram: another process is polling this bot token ({description}); stop the other bot instance. Retrying in {}s",
@@ -305,14 +328,23 @@ impl Worker {
                 self.not_before = now + wait;
                 self.set_state("conflict", Some(description.clone()));
             }
-            ApiError::RateLimited { retry_after, description } => {
-                log::warn!("telegram: {call} rate limited ({description}); waiting {}s", retry_after.as_secs());
+            ApiError::RateLimited {
+                retry_after,
+                description,
+            } => {
+                log::warn!(
+                    "telegram: {call} rate limited ({description}); waiting {}s",
+                    retry_after.as_secs()
+                );
                 self.not_before = now + *retry_after;
                 self.set_state("backoff", Some(description.clone()));
             }
             other => {
                 let wait = self.backoff.next_delay();
-                log::warn!("telegram: {call} failed: {other}; retrying in {:.1}s", wait.as_secs_f64());
+                log::warn!(
+                    "telegram: {call} failed: {other}; retrying in {:.1}s",
+                    wait.as_secs_f64()
+                );
                 self.not_before = now + wait;
                 self.set_state("backoff", Some(other.to_string()));
             }
@@ -320,9 +352,8 @@ impl Worker {
         self.last_error_was_webhook = webhook_conflict;
     }
 
-    fn allowed(&self, sender: Option<&str>) -> bool {
-        let list = &self.settings.allow_from;
-        list.iter().any(|a| a == "*") || sender.is_some_and(|s| list.iter().any(|a| a == s))
+    fn allowed(&self, sender: &str) -> bool {
+        self.settings.allow_from.iter().any(|a| a == "*" || a == sender)
     }
 
     /// Spool a batch, then advance and persist the offset.
@@ -331,9 +362,13 @@ impl Worker {
         let mut max_id: Option<i64> = None;
         for update in &updates {
             match normalize(update) {
-                Normalized::Message { update_id, sender_id, params } => {
+                Normalized::Message {
+                    update_id,
+                    sender_id,
+                    params,
+                } => {
                     max_id = Some(max_id.map_or(update_id, |m| m.max(update_id)));
-                    if self.allowed(sender_id.as_deref()) {
+                    if self.allowed(&sender_id) {
                         if let Ok(seq) = u64::try_from(update_id) {
                             batch.push((seq, params));
                         }
@@ -385,10 +420,13 @@ impl Worker {
     }
 
     /// Log a refused sender once, with the exact id to add.
-    fn refuse(&mut self, sender: Option<String>, params: &serde_json::Map<String, Value>) {
-        let id = sender.unwrap_or_else(|| "(unknown)".into());
+    fn refuse(&mut self, id: String, params: &serde_json::Map<String, Value>) {
         if self.refused.insert(id.clone()) {
-            let name = params.get("from").and_then(|f| f.get("name")).and_then(Value::as_str).unwrap_or("");
+            let name = params
+                .get("from")
+                .and_then(|f| f.get("name"))
+                .and_then(Value::as_str)
+                .unwrap_or("");
             log::warn!(
                 "telegram: refused a message from {name:?} (id {id}); to allow this sender add \"{id}\" to channels.telegram.allowFrom"
             );
@@ -409,7 +447,10 @@ impl Worker {
             let offset = self.offset;
             let confirm = self.calls.start(move || {
                 let result = api.get_updates(offset, 1, 0, ALLOWED_UPDATES, STOP_GRACE);
-                CallResult::Updates { started: Instant::now(), result }
+                CallResult::Updates {
+                    started: Instant::now(),
+                    result,
+                }
             });
             if let Ok(confirm) = confirm {
                 let results = self.calls.results().clone();
@@ -421,6 +462,9 @@ impl Worker {
                 }
             }
         }
+        // Abort the long poll and any send still in flight, so their threads end now and can
+        // be joined; nothing they would have returned is needed any more.
+        self.api.shutdown();
         self.status.state = "stopped".into();
         self.report();
         self.calls.finish(deadline);
