@@ -92,7 +92,19 @@ impl Router {
                 format!("cursor {:?} is not a message cursor", p.cursor),
             )
         })?;
-        let result = self.spool.lock().expect("spool lock").ack(cursor);
+        if cursor > self.delivered {
+            return Err(ErrorBody::new(
+                ErrorCode::NotFound,
+                format!(
+                    "cursor {cursor} has not been delivered to this agent (last delivered: {})",
+                    self.delivered
+                ),
+            ));
+        }
+        let mut spool = self.spool.lock().expect("spool lock");
+        let result = spool.ack(cursor);
+        let acked = spool.acked();
+        drop(spool);
         match result {
             Ok(_) => {}
             Err(AckError::Unknown { last, .. }) => {
@@ -110,8 +122,7 @@ impl Router {
                 ));
             }
         }
-        self.delivered = self.delivered.max(cursor);
         self.pump();
-        Ok(json!({"acked": cursor.to_string()}))
+        Ok(json!({"acked": acked.to_string()}))
     }
 }

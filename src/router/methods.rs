@@ -56,9 +56,15 @@ impl Router {
     }
 
     fn channel_statuses(&self) -> Vec<Value> {
+        let spool = self.spool.lock().expect("spool lock");
+        let spooled = spool.len_by_source();
         self.connectors
             .values()
-            .map(|c| serde_json::to_value(&c.status).expect("status serializes"))
+            .map(|c| {
+                let mut status = c.status.clone();
+                status.spooled = spooled.get(c.status.channel).copied().unwrap_or(0) as u64;
+                serde_json::to_value(&status).expect("status serializes")
+            })
             .collect()
     }
 
