@@ -207,31 +207,7 @@ impl Gateway {
         for (k, v) in env {
             cmd.env(k, v);
         }
-        cmd.stdout(Stdio::null()).stderr(Stdio::piped());
-        // Die with the test process even if it aborts (watchdog) before Drop runs.
-        unsafe {
-            cmd.pre_exec(|| {
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-                Ok(())
-            });
-        }
-        let mut child = cmd.spawn().unwrap();
-        let log = Log::default();
-        let stderr = child.stderr.take().unwrap();
-        let l = log.clone();
-        thread::spawn(move || {
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                l.push(line);
-            }
-        });
-        let pid = child.id();
-        Gateway {
-            child,
-            log,
-            port: 0,
-            pid,
-        }
+        Gateway::spawn_cmd(cmd)
     }
 
     pub fn url(&self) -> String {
@@ -562,6 +538,7 @@ impl Gateway {
     /// adjusted) as a gateway, capturing its stderr; waits for nothing (port stays 0).
     pub fn spawn_cmd(mut cmd: Command) -> Gateway {
         cmd.stdout(Stdio::null()).stderr(Stdio::piped());
+        // Die with the test process even if it aborts (watchdog) before Drop runs.
         unsafe {
             cmd.pre_exec(|| {
                 libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
