@@ -114,6 +114,8 @@ struct State {
     sent: Vec<Value>,
     requests: Vec<(String, Value)>,
     faults: HashMap<String, VecDeque<Fault>>,
+    /// Faults applied to every request of a method once the scripted ones are used up.
+    persistent: HashMap<String, Fault>,
 }
 
 /// What to send back.
@@ -152,6 +154,7 @@ impl FakeTelegram {
                 sent: Vec::new(),
                 requests: Vec::new(),
                 faults: HashMap::new(),
+                persistent: HashMap::new(),
             }),
             changed: Condvar::new(),
             stopping: AtomicBool::new(false),
@@ -277,6 +280,19 @@ impl FakeTelegram {
             .entry(method.to_ascii_lowercase())
             .or_default()
             .push_back(fault);
+    }
+
+    /// Make EVERY request of `method` (case-insensitive) fail with `fault` (after any faults
+    /// scripted with [`FakeTelegram::fail_next`]), until [`FakeTelegram::clear_always`].
+    pub fn fail_always(&self, method: &str, fault: Fault) {
+        let mut st = self.shared.lock();
+        st.persistent.insert(method.to_ascii_lowercase(), fault);
+    }
+
+    /// Stop the persistent fault of `method`.
+    pub fn clear_always(&self, method: &str) {
+        let mut st = self.shared.lock();
+        st.persistent.remove(&method.to_ascii_lowercase());
     }
 
     /// Set or clear a webhook, as if another deployment had called setWebhook. Pending polls
@@ -763,9 +779,11 @@ fn handle(shared: &Shared, request: &Request) -> Reply {
         if canonical.is_none() {
             return error(404, "Not Found");
         }
+        let key = method.to_ascii_lowercase();
         st.faults
-            .get_mut(&method.to_ascii_lowercase())
+            .get_mut(&key)
             .and_then(VecDeque::pop_front)
+            .or_else(|| st.persistent.get(&key).cloned())
     };
     let method = canonical.unwrap_or_default();
     let mut ignore_timeout = false;

@@ -54,7 +54,7 @@ struct Job {
 
 impl Job {
     fn is_group(&self) -> bool {
-        self.chat.starts_with('-')
+        super::ratelimit::is_group_chat(&self.chat)
     }
 
     fn result(&self) -> Value {

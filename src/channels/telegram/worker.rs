@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::select;
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use super::api::{ApiError, BotApi, User};
 use super::normalize::{Normalized, normalize};
@@ -27,10 +27,12 @@ use crate::backoff::Backoff;
 use crate::channels::calls::{CallId, Calls};
 use crate::channels::{ChannelStatus, ConnectorCommand, ConnectorContext, ConnectorEvent};
 use crate::protocol::{ErrorBody, ErrorCode};
-use crate::spool::{Spool, SpoolError};
+use crate::spool::{Entry, Spool, SpoolError};
 
 /// The updates the connector asks for.
-const ALLOWED_UPDATES: &[&str] = &["message", "edited_message", "channel_post"];
+const ALLOWED_UPDATES: &[&str] = &["message", "edited_message", "channel_post", "edited_channel_post"];
+/// `lastError` while the spool is full.
+const SPOOL_FULL: &str = "spool full";
 /// Updates per poll.
 const POLL_LIMIT: u32 = 100;
 /// The HTTP timeout of a poll exceeds the long-poll timeout by this much.
@@ -84,7 +86,8 @@ pub struct Worker {
     status: ChannelStatus,
     offset_file: OffsetFile,
     offset: Option<i64>,
-    /// Spooled updates whose offset Telegram has not been sent yet.
+    /// Spooled updates whose offset no successful poll has carried yet (a poll that failed
+    /// may never have reached Telegram, so only an answer counts as confirmation).
     unconfirmed: bool,
     phase: Phase,
     /// The one inbound call in flight (getMe, deleteWebhook or getUpdates).
@@ -200,7 +203,7 @@ impl Worker {
                 let poll_secs = self.settings.poll_timeout.as_secs();
                 let http = self.poll_http_timeout();
                 // The request carries the offset: Telegram forgets earlier updates on receipt.
-                self.unconfirmed = false;
+                // `unconfirmed` is cleared only when it answers (see `on_result`).
                 self.calls.start(move || {
                     let result = api.get_updates(offset, POLL_LIMIT, poll_secs, ALLOWED_UPDATES, http);
                     CallResult::Updates { started: now, result }
@@ -260,6 +263,7 @@ impl Worker {
             CallResult::Webhook(Ok(())) => {
                 self.phase = Phase::Poll;
                 self.backoff.reset();
+                self.mark_running();
             }
             CallResult::Updates {
                 started,
@@ -267,16 +271,17 @@ impl Worker {
             } => {
                 self.backoff.reset();
                 self.last_error_was_webhook = false;
+                // Telegram answered a poll carrying the current offset: it is confirmed.
+                self.unconfirmed = false;
                 self.status.last_poll_ms = Some(crate::procinfo::unix_ms());
                 let early = now.duration_since(started) < self.settings.poll_timeout / 2;
                 if updates.is_empty() && early {
                     self.not_before = now + EARLY_EMPTY_PAUSE;
                 }
-                if self.status.state != "running" {
-                    self.status.last_error = None;
-                    self.set_state("running", None);
+                // A full spool keeps the state at `backoff` (set once, not every retry).
+                if self.ingest(updates, now) {
+                    self.mark_running();
                 }
-                self.ingest(updates, now);
             }
             CallResult::Me(Err(e)) => self.fail("getMe", e, now),
             CallResult::Webhook(Err(e)) => self.fail("deleteWebhook", e, now),
@@ -356,8 +361,9 @@ impl Worker {
         self.settings.allow_from.iter().any(|a| a == "*" || a == sender)
     }
 
-    /// Spool a batch, then advance and persist the offset.
-    fn ingest(&mut self, updates: Vec<Value>, now: Instant) {
+    /// Spool a batch, then advance and persist the offset. False when the spool did not take
+    /// all of it (full, or an I/O error): the rest stays with Telegram.
+    fn ingest(&mut self, updates: Vec<Value>, now: Instant) -> bool {
         let mut batch = Vec::new();
         let mut max_id: Option<i64> = None;
         for update in &updates {
@@ -383,39 +389,86 @@ impl Worker {
                 Normalized::Invalid => log::warn!("telegram: ignoring an update without update_id"),
             }
         }
-        let Some(max_id) = max_id else { return };
+        let Some(max_id) = max_id else { return true };
+        let mut next = max_id + 1;
+        let mut whole = true;
         if !batch.is_empty() {
-            let appended = self.spool.lock().expect("spool lock").append("telegram", batch);
-            match appended {
-                Ok(entries) => {
+            match self.append_what_fits(batch) {
+                Ok((entries, cut)) => {
                     self.status.inbound += entries.len() as u64;
                     if !entries.is_empty() {
                         self.ctx.report(ConnectorEvent::Inbound(entries));
                     }
                     self.report();
+                    if let Some(last_taken) = cut {
+                        // Only a prefix fitted: confirm up to it; Telegram keeps the rest.
+                        next = last_taken + 1;
+                        self.spool_full(now);
+                        whole = false;
+                    }
                 }
                 Err(SpoolError::Full { .. }) => {
-                    log::warn!(
-                        "telegram: the spool is full; not confirming updates to Telegram (it keeps them) until the agent acknowledges messages (events.ack) or spool.maxEntries/maxBytes is raised"
-                    );
-                    self.not_before = now + SPOOL_FULL_PAUSE;
-                    self.set_state("backoff", Some("spool full".into()));
-                    return;
+                    self.spool_full(now);
+                    return false;
                 }
                 Err(e) => {
                     log::error!("telegram: cannot write the spool: {e}; not confirming updates to Telegram");
                     self.not_before = now + self.backoff.next_delay();
                     self.set_state("backoff", Some(format!("spool: {e}")));
-                    return;
+                    return false;
                 }
             }
         }
-        let next = max_id + 1;
         self.offset = Some(next);
         self.unconfirmed = true;
         if let Err(e) = self.offset_file.store(next) {
             // The spool's high-water mark still prevents duplicates after a restart.
             log::warn!("telegram: cannot persist the update offset: {e}");
+        }
+        whole
+    }
+
+    /// Append the longest prefix of a non-empty `batch` that the spool admits: a batch larger
+    /// than the room left would otherwise never fit, not even into an empty spool, and the
+    /// connector would stop receiving for good. `Ok` carries the new entries and, when only a
+    /// prefix was taken, the update_id of its last item; `Full` means not even one fits.
+    fn append_what_fits(
+        &mut self,
+        batch: Vec<(u64, Map<String, Value>)>,
+    ) -> Result<(Vec<Entry>, Option<i64>), SpoolError> {
+        let mut spool = self.spool.lock().expect("spool lock");
+        let room = spool.limits().max_entries.saturating_sub(spool.len());
+        let mut take = batch.len().min(room.max(1));
+        loop {
+            match spool.append("telegram", batch[..take].to_vec()) {
+                // The byte limit binds: try a shorter prefix.
+                Err(SpoolError::Full { .. }) if take > 1 => take /= 2,
+                Err(e) => return Err(e),
+                Ok(entries) => {
+                    let cut =
+                        (take < batch.len()).then(|| i64::try_from(batch[take - 1].0).unwrap_or(i64::MAX));
+                    return Ok((entries, cut));
+                }
+            }
+        }
+    }
+
+    fn spool_full(&mut self, now: Instant) {
+        self.not_before = now + SPOOL_FULL_PAUSE;
+        if self.status.last_error.as_deref() == Some(SPOOL_FULL) && self.status.state == "backoff" {
+            return; // already said; retrying quietly
+        }
+        log::warn!(
+            "telegram: the spool is full; not confirming updates to Telegram (it keeps them) until the agent acknowledges messages (events.ack) or spool.maxEntries/maxBytes is raised"
+        );
+        self.set_state("backoff", Some(SPOOL_FULL.into()));
+    }
+
+    /// Report `running` (clearing the last error) unless already running.
+    fn mark_running(&mut self) {
+        if self.status.state != "running" {
+            self.status.last_error = None;
+            self.set_state("running", None);
         }
     }
 
