@@ -147,3 +147,37 @@ fn allow_from_refuses_and_logs_the_id_to_add() {
         "each refused sender is logged once"
     );
 }
+
+#[test]
+fn switching_to_another_bot_does_not_skip_its_messages() {
+    let _w = Watchdog::new("telegram bot switch", Duration::from_secs(60));
+    let first = FakeTelegram::start(TOKEN);
+    let home = Home::new(&config(&first, json!(["*"])));
+    let mut gw = Gateway::start(&home);
+    let mut agent = gw.client(None, "agent", "operator");
+    assert!(first.wait_polling(1, Duration::from_secs(10)));
+    for i in 0..3 {
+        first.push_message(100, 42, &format!("old {i}"));
+    }
+    let mut last = Value::Null;
+    for _ in 0..3 {
+        last = next_message(&mut agent, Duration::from_secs(10));
+    }
+    let ack = agent.request("ack", "events.ack", json!({"cursor": last["cursor"]}));
+    assert_eq!(ack["result"]["acked"], "3", "{ack}");
+    drop(agent);
+    gw.signal(libc::SIGTERM);
+    gw.wait_exit(Duration::from_secs(6)).expect("stops");
+
+    // Another bot: its update ids start low again, below the first bot's.
+    let second = FakeTelegram::start("654321:OTHER-token");
+    let mut cfg: Value = serde_json::from_str(&config(&second, json!(["*"]))).unwrap();
+    cfg["channels"]["telegram"]["botToken"] = json!("654321:OTHER-token");
+    home.write_config(&cfg.to_string());
+    let gw = Gateway::start(&home);
+    let mut agent = gw.client(None, "agent", "operator");
+    assert!(second.wait_polling(1, Duration::from_secs(10)));
+    second.push_message(100, 42, "new bot");
+    let m = next_message(&mut agent, Duration::from_secs(10));
+    assert_eq!(m["text"], "new bot");
+}

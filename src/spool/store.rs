@@ -251,11 +251,13 @@ impl Spool {
         self.queue.len()
     }
 
-    /// Unacknowledged entries per source, for `channels.status`.
+    /// Unacknowledged entries per channel, for `channels.status`. A source may name an
+    /// account within its channel (`telegram/123`); the count is per channel.
     pub fn len_by_source(&self) -> std::collections::HashMap<&str, usize> {
         let mut counts = std::collections::HashMap::new();
         for s in &self.queue {
-            *counts.entry(s.entry.source.as_str()).or_insert(0) += 1;
+            let channel = s.entry.source.split('/').next().unwrap_or_default();
+            *counts.entry(channel).or_insert(0) += 1;
         }
         counts
     }

@@ -4,6 +4,10 @@
 //! in the spool, so a crash can lose at most the offset write, never a message; the spool's
 //! per-source high-water mark then keeps the re-fetched updates from being delivered twice.
 //! On start the offset is the larger of this file and the spool's high-water mark + 1.
+//!
+//! The file names the bot it belongs to (`{"bot":ID,"offset":N}`): update ids are per bot,
+//! so after the token is changed to another bot, neither this offset nor the old bot's
+//! high-water mark may be applied to the new bot's updates (they would skip its messages).
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -19,11 +23,17 @@ impl OffsetFile {
         }
     }
 
-    /// The stored offset; a missing or unreadable file means none (logged when unreadable).
-    pub fn load(&self) -> Option<i64> {
+    /// The stored `(bot id, offset)`; a missing or unreadable file means none (logged when
+    /// unreadable).
+    pub fn load(&self) -> Option<(i64, i64)> {
+        #[derive(serde::Deserialize)]
+        struct Stored {
+            bot: i64,
+            offset: i64,
+        }
         match std::fs::read_to_string(&self.path) {
-            Ok(text) => match text.trim().parse() {
-                Ok(v) => Some(v),
+            Ok(text) => match serde_json::from_str::<Stored>(&text) {
+                Ok(v) => Some((v.bot, v.offset)),
                 Err(_) => {
                     log::warn!("ignoring {}: not an update offset", self.path.display());
                     None
@@ -37,9 +47,15 @@ impl OffsetFile {
         }
     }
 
-    pub fn store(&self, offset: i64) -> io::Result<()> {
-        crate::paths::write_private_file(&self.path, format!("{offset}\n").as_bytes())
+    pub fn store(&self, bot: i64, offset: i64) -> io::Result<()> {
+        let text = format!("{{\"bot\":{bot},\"offset\":{offset}}}\n");
+        crate::paths::write_private_file(&self.path, text.as_bytes())
     }
+}
+
+/// The spool source (and high-water key) for one bot's updates.
+pub fn spool_source(bot: i64) -> String {
+    format!("telegram/{bot}")
 }
 
 /// The offset to start from: past everything already spooled, and past the stored offset.
@@ -70,8 +86,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let f = OffsetFile::new(dir.path());
         assert_eq!(f.load(), None);
-        f.store(123_456_789_012).unwrap();
-        assert_eq!(f.load(), Some(123_456_789_012));
+        f.store(42, 123_456_789_012).unwrap();
+        assert_eq!(f.load(), Some((42, 123_456_789_012)));
         std::fs::write(dir.path().join("telegram.offset"), "garbage").unwrap();
         assert_eq!(f.load(), None);
     }

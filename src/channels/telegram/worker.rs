@@ -21,7 +21,7 @@ use serde_json::{Map, Value};
 
 use super::api::{ApiError, BotApi, User};
 use super::normalize::{Normalized, normalize};
-use super::offset::{OffsetFile, starting_offset};
+use super::offset::{OffsetFile, spool_source, starting_offset};
 use super::outbound::{Done, Outbound};
 use crate::backoff::Backoff;
 use crate::channels::calls::{CallId, Calls};
@@ -86,6 +86,8 @@ pub struct Worker {
     status: ChannelStatus,
     offset_file: OffsetFile,
     offset: Option<i64>,
+    /// The bot's id and its spool source, known once `getMe` answered.
+    bot: Option<(i64, String)>,
     /// Spooled updates whose offset no successful poll has carried yet (a poll that failed
     /// may never have reached Telegram, so only an answer counts as confirmation).
     unconfirmed: bool,
@@ -109,8 +111,6 @@ impl Worker {
         offset_file: OffsetFile,
         ctx: ConnectorContext,
     ) -> Worker {
-        let high_water = spool.lock().expect("spool lock").high_water("telegram");
-        let offset = starting_offset(offset_file.load(), high_water);
         Worker {
             api: Arc::new(api),
             settings,
@@ -118,7 +118,8 @@ impl Worker {
             ctx,
             status: ChannelStatus::new("telegram", "starting"),
             offset_file,
-            offset,
+            offset: None,
+            bot: None,
             unconfirmed: false,
             phase: Phase::Identify,
             in_flight: None,
@@ -258,6 +259,7 @@ impl Worker {
                     account.as_deref().unwrap_or("(no username)")
                 );
                 self.status.account = account;
+                self.start_from(user.id);
                 self.phase = Phase::DeleteWebhook;
             }
             CallResult::Webhook(Ok(())) => {
@@ -288,6 +290,27 @@ impl Worker {
             CallResult::Updates { result: Err(e), .. } => self.fail("getUpdates", e, now),
             CallResult::Sent(_) => unreachable!("handled above"),
         }
+    }
+
+    /// Pick the offset for this bot: its stored offset and its own high-water mark. A
+    /// stored offset of another bot (the token was changed) is not used.
+    fn start_from(&mut self, bot: i64) {
+        let source = spool_source(bot);
+        let stored = match self.offset_file.load() {
+            Some((b, offset)) if b == bot => Some(offset),
+            Some((b, _)) => {
+                log::info!(
+                    "telegram: the token now belongs to bot {bot} (was {b}); starting from its own updates"
+                );
+                None
+            }
+            None => None,
+        };
+        let high_water = self.spool.lock().expect("spool lock").high_water(&source);
+        if self.bot.as_ref().is_none_or(|(b, _)| *b != bot) {
+            self.offset = starting_offset(stored, high_water);
+        }
+        self.bot = Some((bot, source));
     }
 
     fn fail(&mut self, call: &str, e: ApiError, now: Instant) {
@@ -421,7 +444,8 @@ impl Worker {
         }
         self.offset = Some(next);
         self.unconfirmed = true;
-        if let Err(e) = self.offset_file.store(next) {
+        let bot = self.bot.as_ref().map_or(0, |(b, _)| *b);
+        if let Err(e) = self.offset_file.store(bot, next) {
             // The spool's high-water mark still prevents duplicates after a restart.
             log::warn!("telegram: cannot persist the update offset: {e}");
         }
@@ -436,11 +460,15 @@ impl Worker {
         &mut self,
         batch: Vec<(u64, Map<String, Value>)>,
     ) -> Result<(Vec<Entry>, Option<i64>), SpoolError> {
+        let source = self
+            .bot
+            .as_ref()
+            .map_or_else(|| "telegram".to_owned(), |(_, s)| s.clone());
         let mut spool = self.spool.lock().expect("spool lock");
         let room = spool.limits().max_entries.saturating_sub(spool.len());
         let mut take = batch.len().min(room.max(1));
         loop {
-            match spool.append("telegram", batch[..take].to_vec()) {
+            match spool.append(&source, batch[..take].to_vec()) {
                 // The byte limit binds: try a shorter prefix.
                 Err(SpoolError::Full { .. }) if take > 1 => take /= 2,
                 Err(e) => return Err(e),
