@@ -7,7 +7,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Instant;
 
 use crossbeam_channel::Sender;
@@ -60,6 +60,32 @@ pub enum ToRouter {
         restart_expected_ms: Option<u64>,
         drain_until: Instant,
     },
+    /// A liveness probe from the supervisor (for the systemd watchdog): the router answers
+    /// its own and passes the others on to the loop and to each connector.
+    Probe {
+        router: Probe,
+        event_loop: Probe,
+        connectors: Vec<(&'static str, Probe)>,
+    },
+}
+
+/// One thread's part of a liveness probe. The thread proves it is still turning its loop by
+/// answering: storing the probe's sequence number where the supervisor looks.
+#[derive(Debug)]
+pub struct Probe {
+    seq: u64,
+    ack: Arc<AtomicU64>,
+}
+
+impl Probe {
+    pub fn new(seq: u64, ack: Arc<AtomicU64>) -> Probe {
+        Probe { seq, ack }
+    }
+
+    /// Answer: cheap (one atomic store), so every loop can afford it.
+    pub fn answer(self) {
+        self.ack.fetch_max(self.seq, Ordering::SeqCst);
+    }
 }
 
 /// Who receives an event.
@@ -94,6 +120,8 @@ pub enum ToLoop {
         restart_expected_ms: Option<u64>,
         drain_until: Instant,
     },
+    /// Answer a liveness probe (see [`ToRouter::Probe`]).
+    Probe(Probe),
 }
 
 /// The sending side of the loop's command channel. Cheap to clone; every thread that feeds

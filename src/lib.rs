@@ -11,6 +11,7 @@
 //! - [`bus`]: the messages between the loop, the router and the connectors.
 //! - [`channels`]: the connector interface (one thread per chat platform).
 //! - [`lifecycle`]: signals, graceful bounded stop, in-process restart.
+//! - [`service`]: `emonkd service install|uninstall|status` for systemd and runit.
 //! - [`client`]: a synchronous client for the gateway, used by the CLI and by agents.
 //! - [`cli`]: the `emonkd` command line; [`error`], [`exit`]: errors and exit codes.
 
@@ -30,6 +31,7 @@ pub mod procinfo;
 pub mod protocol;
 pub mod router;
 pub mod server;
+pub mod service;
 pub mod spool;
 
 /// This gateway's version, reported in `hello_ok`, `gateway.status` and `--version`.

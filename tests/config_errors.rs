@@ -334,3 +334,29 @@ fn port_priority_cli_over_env_over_config() {
         &[&in_use],
     );
 }
+
+#[test]
+fn systemd_credentials_supply_unset_secrets() {
+    let _w = Watchdog::new("credentials", Duration::from_secs(30));
+    let home = Home::new(r#"{"gateway": {"bind": "lan"}}"#);
+    let creds = home.path().join("credentials");
+    std::fs::create_dir(&creds).unwrap();
+    std::fs::write(creds.join("gateway.auth.token"), "cred-token\n").unwrap();
+    // Without the credential a lan bind has no auth: exit 78.
+    let out = home.run_cli_env(&["check-config"], &[], Duration::from_secs(20));
+    assert_eq!(code_of(&out), 78, "{}", stderr_of(&out));
+    let out = home.run_cli_env(
+        &["check-config"],
+        &[("CREDENTIALS_DIRECTORY", creds.to_str().unwrap())],
+        Duration::from_secs(20),
+    );
+    assert_eq!(code_of(&out), 0, "{}", stderr_of(&out));
+    let shown = stdout_of(&out);
+    assert!(!shown.contains("cred-token"), "{shown}");
+    let v: serde_json::Value = serde_json::from_str(&shown).unwrap();
+    assert_eq!(
+        v["gateway"]["auth"]["tokenFile"],
+        creds.join("gateway.auth.token").to_str().unwrap(),
+        "{shown}"
+    );
+}

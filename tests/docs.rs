@@ -10,7 +10,18 @@ use std::time::Duration;
 use serde_json::Value;
 use support::{Home, Watchdog, code_of, stdout_of};
 
-const SUBCOMMANDS: &[&str] = &["run", "call", "status", "stop", "restart", "check-config"];
+const SUBCOMMANDS: &[&str] = &[
+    "run",
+    "call",
+    "status",
+    "stop",
+    "restart",
+    "check-config",
+    "service",
+    "service install",
+    "service uninstall",
+    "service status",
+];
 
 /// The page's text with roff escapes for dashes and fonts removed.
 fn man_text(name: &str) -> String {
@@ -51,7 +62,9 @@ fn every_cli_flag_is_in_the_man_page_and_back() {
     let man = man_text("emonkd.8");
     let mut code_flags = BTreeSet::new();
     for sub in SUBCOMMANDS {
-        let out = home.cli(&[sub, "--help"]);
+        let mut args: Vec<&str> = sub.split(' ').collect();
+        args.push("--help");
+        let out = home.cli(&args);
         assert_eq!(code_of(&out), 0, "{sub} --help");
         code_flags.extend(long_flags(&stdout_of(&out)));
     }

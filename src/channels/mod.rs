@@ -112,6 +112,9 @@ pub enum ConnectorCommand {
     Send(SendJob),
     /// Stop: abandon what is in flight within the shutdown budget and return.
     Stop,
+    /// A liveness probe: answer it from the connector's own loop (see
+    /// [`crate::bus::ToRouter::Probe`]).
+    Probe(crate::bus::Probe),
 }
 
 /// The connector's end of its links to the router.

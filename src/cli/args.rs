@@ -27,6 +27,7 @@ pub enum Command {
     Stop(StopArgs),
     Restart(RestartArgs),
     CheckConfig(CheckConfigArgs),
+    Service(ServiceArgs),
 }
 
 /// Run the gateway in the foreground until SIGTERM or SIGINT.
@@ -112,3 +113,105 @@ pub struct CheckConfigArgs {
     #[argh(option)]
     pub config: Option<PathBuf>,
 }
+
+/// Install, remove or inspect emonkd as a systemd (user or system) or runit service.
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "service")]
+pub struct ServiceArgs {
+    #[argh(subcommand)]
+    pub action: ServiceAction,
+}
+
+#[derive(FromArgs, Debug)]
+#[argh(subcommand)]
+pub enum ServiceAction {
+    Install(ServiceInstallArgs),
+    Uninstall(ServiceUninstallArgs),
+    Status(ServiceStatusArgs),
+}
+
+/// The flags every `service` action shares.
+pub trait ServiceFlags {
+    fn system(&self) -> bool;
+    fn runit(&self) -> Option<&PathBuf>;
+    fn dry_run(&self) -> bool;
+    fn config(&self) -> Option<&PathBuf>;
+}
+
+macro_rules! service_flags {
+    ($t:ty) => {
+        impl ServiceFlags for $t {
+            fn system(&self) -> bool {
+                self.system
+            }
+            fn runit(&self) -> Option<&PathBuf> {
+                self.runit.as_ref()
+            }
+            fn dry_run(&self) -> bool {
+                self.dry_run
+            }
+            fn config(&self) -> Option<&PathBuf> {
+                self.config.as_ref()
+            }
+        }
+    };
+}
+
+/// Write the service files and start the service (systemd: daemon-reload, enable, start;
+/// runit: link into SVDIR). Default: a systemd user unit.
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "install")]
+pub struct ServiceInstallArgs {
+    /// a systemd system unit (/etc/systemd/system/emonkd.service) instead of a user unit
+    #[argh(switch)]
+    pub system: bool,
+    /// a runit service directory, linked into SVDIR (e.g. /var/service)
+    #[argh(option, arg_name = "SVDIR")]
+    pub runit: Option<PathBuf>,
+    /// print the files and commands instead of writing or running anything
+    #[argh(switch)]
+    pub dry_run: bool,
+    /// config file the service runs with (see `run --help`; --system: /etc/emonk/emonk.json)
+    #[argh(option)]
+    pub config: Option<PathBuf>,
+}
+service_flags!(ServiceInstallArgs);
+
+/// Stop the service and remove exactly the files install wrote (config, token and state stay).
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "uninstall")]
+pub struct ServiceUninstallArgs {
+    /// the systemd system unit instead of the user unit
+    #[argh(switch)]
+    pub system: bool,
+    /// the runit service linked into SVDIR
+    #[argh(option, arg_name = "SVDIR")]
+    pub runit: Option<PathBuf>,
+    /// print what would be stopped and removed instead of doing it
+    #[argh(switch)]
+    pub dry_run: bool,
+    /// config file the service was installed with (see `service install --help`)
+    #[argh(option)]
+    pub config: Option<PathBuf>,
+}
+service_flags!(ServiceUninstallArgs);
+
+/// Show the supervisor's view of the service and a live probe of the gateway (exit 0 when
+/// the gateway runs, 3 when not).
+#[derive(FromArgs, Debug)]
+#[argh(subcommand, name = "status")]
+pub struct ServiceStatusArgs {
+    /// the systemd system unit instead of the user unit
+    #[argh(switch)]
+    pub system: bool,
+    /// the runit service linked into SVDIR
+    #[argh(option, arg_name = "SVDIR")]
+    pub runit: Option<PathBuf>,
+    /// print the commands that would be run instead of running them
+    #[argh(switch)]
+    pub dry_run: bool,
+    /// config file the service was installed with (see `service install --help`)
+    #[argh(option)]
+    pub config: Option<PathBuf>,
+}
+service_flags!(ServiceStatusArgs);

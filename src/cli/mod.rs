@@ -5,6 +5,7 @@ mod args;
 mod call;
 mod check_config;
 mod control;
+mod service;
 mod status;
 mod target;
 
@@ -85,5 +86,6 @@ fn execute(cli: Cli) -> Result<u8, Error> {
         Command::Status(a) => status::run(a),
         Command::Stop(a) => control::stop(a),
         Command::Restart(a) => control::restart(a),
+        Command::Service(a) => service::run(a),
     }
 }

@@ -41,7 +41,7 @@ pub fn run(args: StatusArgs) -> Result<u8, Error> {
         }
     };
     let url = url_of(&payload);
-    let probe = probe(args.config.as_deref(), &url);
+    let probe = probe(args.config.as_deref(), &url, None);
     if args.json {
         let (status, error) = match &probe {
             Ok(v) => (v.clone(), Value::Null),
@@ -95,8 +95,13 @@ pub fn run(args: StatusArgs) -> Result<u8, Error> {
     Ok(exit::OK)
 }
 
-fn probe(config: Option<&std::path::Path>, url: &str) -> Result<Value, String> {
-    let mut opts = connect_options(config, Some(url.to_owned()), None, None).map_err(|e| e.to_string())?;
+/// `gateway.status` over the API, authenticated with `token` or else like `emonkd call`.
+pub(super) fn probe(
+    config: Option<&std::path::Path>,
+    url: &str,
+    token: Option<String>,
+) -> Result<Value, String> {
+    let mut opts = connect_options(config, Some(url.to_owned()), token, None).map_err(|e| e.to_string())?;
     opts.client_name = "emonkd-status".into();
     opts.connect_timeout = PROBE_TIMEOUT;
     let client = GatewayClient::connect(opts).map_err(|e| e.to_string())?;

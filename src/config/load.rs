@@ -58,6 +58,8 @@ pub fn load(loc: &ConfigLocation, overrides: &Overrides, env: Env) -> Result<Con
     }
     let base = loc.path.parent().unwrap_or(Path::new(""));
     read_secret_files(&mut config, base).map_err(in_file)?;
+    read_credentials(&mut config, env).map_err(in_file)?;
+    require_channel_tokens(&config).map_err(in_file)?;
     check_bind_auth(&config.gateway).map_err(in_file)?;
     Ok(config)
 }
@@ -142,6 +144,102 @@ fn read_secret_files(c: &mut Config, base: &Path) -> Result<()> {
     Ok(())
 }
 
+/// systemd credentials (`LoadCredential=`, `SetCredential=`): when `$CREDENTIALS_DIRECTORY`
+/// is set, a secret the config leaves unset (no value, no `*File`, no `EMONK_GATEWAY_TOKEN`)
+/// is read from the credential named after its key: `gateway.auth.token`,
+/// `gateway.auth.password`, `channels.telegram.botToken`, `channels.discord.token`,
+/// `channels.slack.appToken`, `channels.slack.botToken`. Anything the config sets wins, so
+/// a credential can never silently replace a secret the admin wrote down; channel
+/// credentials are read only for enabled channels, like their files.
+fn read_credentials(c: &mut Config, env: Env) -> Result<()> {
+    let Some(dir) = env(CREDENTIALS_DIRECTORY) else {
+        return Ok(());
+    };
+    let dir = PathBuf::from(dir);
+    let a = &mut c.gateway.auth;
+    if a.token.is_none() && a.password.is_none() {
+        let token = credential_path(&dir, "gateway.auth.token");
+        let password = credential_path(&dir, "gateway.auth.password");
+        if token.is_some() && password.is_some() {
+            return Err(ConfigError::new(format!(
+                "{CREDENTIALS_DIRECTORY} holds both gateway.auth.token and gateway.auth.password: use one credential, not both"
+            )));
+        }
+        if token.is_some() {
+            a.token_file = token;
+            resolve(
+                &mut a.token,
+                &mut a.token_file,
+                "gateway.auth.token (credential)",
+                &dir,
+            )?;
+        } else if let Some(path) = password {
+            let mut shown = Some(path);
+            resolve(
+                &mut a.password,
+                &mut shown,
+                "gateway.auth.password (credential)",
+                &dir,
+            )?;
+        }
+    }
+    let t = &mut c.channels.telegram;
+    if t.enabled {
+        from_credential(
+            &mut t.bot_token,
+            &mut t.bot_token_file,
+            "channels.telegram.botToken",
+            &dir,
+        )?;
+    }
+    let d = &mut c.channels.discord;
+    if d.enabled {
+        from_credential(&mut d.token, &mut d.token_file, "channels.discord.token", &dir)?;
+    }
+    let s = &mut c.channels.slack;
+    if s.enabled {
+        from_credential(
+            &mut s.app_token,
+            &mut s.app_token_file,
+            "channels.slack.appToken",
+            &dir,
+        )?;
+        from_credential(
+            &mut s.bot_token,
+            &mut s.bot_token_file,
+            "channels.slack.botToken",
+            &dir,
+        )?;
+    }
+    Ok(())
+}
+
+/// The environment variable systemd sets to the service's credentials directory.
+pub const CREDENTIALS_DIRECTORY: &str = "CREDENTIALS_DIRECTORY";
+
+/// `dir/name`, if that credential exists.
+fn credential_path(dir: &Path, name: &str) -> Option<PathBuf> {
+    let path = dir.join(name);
+    path.exists().then_some(path)
+}
+
+/// Fill an unset secret from the credential `name`, recording its path as the `*File`.
+fn from_credential(
+    secret: &mut Option<Secret>,
+    file: &mut Option<PathBuf>,
+    name: &str,
+    dir: &Path,
+) -> Result<()> {
+    if secret.is_some() {
+        return Ok(());
+    }
+    let Some(path) = credential_path(dir, name) else {
+        return Ok(());
+    };
+    *file = Some(path);
+    resolve(secret, file, &format!("{name} (credential)"), dir)
+}
+
 /// Fill `secret` from `file` (if set), and make `file` absolute for display. Relative
 /// paths are relative to the config file, not the cwd, so the daemon reads the same file
 /// whether started by hand, by systemd or by runit.
@@ -167,6 +265,42 @@ fn resolve(secret: &mut Option<Secret>, file: &mut Option<PathBuf>, key: &str, b
     warn_if_shared(&path, key);
     *secret = Some(Secret::new(value.to_string()));
     *file = Some(path);
+    Ok(())
+}
+
+/// An enabled connector without credentials could only fail at runtime, after the daemon
+/// has reported a successful start, so it is a config error instead. Checked after secret
+/// files and credentials, which may supply the token.
+fn require_channel_tokens(c: &Config) -> Result<()> {
+    let ch = &c.channels;
+    let checks = [
+        (
+            ch.telegram.enabled,
+            ch.telegram.bot_token.is_some(),
+            "telegram",
+            "botToken",
+        ),
+        (ch.discord.enabled, ch.discord.token.is_some(), "discord", "token"),
+        (
+            ch.slack.enabled,
+            ch.slack.app_token.is_some(),
+            "slack",
+            "appToken",
+        ),
+        (
+            ch.slack.enabled,
+            ch.slack.bot_token.is_some(),
+            "slack",
+            "botToken",
+        ),
+    ];
+    for (enabled, present, channel, key) in checks {
+        if enabled && !present {
+            return Err(ConfigError::new(format!(
+                "channels.{channel}.enabled is true but {key} is not set: set channels.{channel}.{key} or channels.{channel}.{key}File (or the systemd credential channels.{channel}.{key}), or set enabled to false"
+            )));
+        }
+    }
     Ok(())
 }
 
@@ -516,5 +650,139 @@ mod tests {
         let f = fixture(Some(&big));
         let e = load_err(&f, &Overrides::default(), &[]);
         assert!(e.contains("larger than"), "{e}");
+    }
+
+    fn credentials(f: &Fixture, files: &[(&str, &str)]) -> String {
+        let dir = f.dir.path().join("creds");
+        fs::create_dir_all(&dir).unwrap();
+        for (name, value) in files {
+            fs::write(dir.join(name), value).unwrap();
+        }
+        dir.to_str().unwrap().to_owned()
+    }
+
+    #[test]
+    fn credentials_fill_unset_secrets_by_key_name() {
+        let f = fixture(Some(
+            r#"{"gateway": {"bind": "lan"},
+                "channels": {"telegram": {"enabled": true},
+                             "slack": {"enabled": true, "botToken": "xoxb-inline"}}}"#,
+        ));
+        let creds = credentials(
+            &f,
+            &[
+                ("gateway.auth.token", "gw-cred\n"),
+                ("channels.telegram.botToken", "tg-cred"),
+                ("channels.slack.appToken", "xapp-cred"),
+                ("channels.slack.botToken", "xoxb-cred"),
+                ("channels.discord.token", "unused: discord is disabled"),
+            ],
+        );
+        let c = load(
+            &f.loc,
+            &Overrides::default(),
+            &env(&[("CREDENTIALS_DIRECTORY", &creds)]),
+        )
+        .unwrap();
+        assert_eq!(c.gateway.auth.token.as_ref().unwrap().expose(), "gw-cred");
+        assert_eq!(
+            c.gateway.auth.token_file.as_deref(),
+            Some(Path::new(&creds).join("gateway.auth.token").as_path())
+        );
+        assert_eq!(
+            c.channels.telegram.bot_token.as_ref().unwrap().expose(),
+            "tg-cred"
+        );
+        assert_eq!(c.channels.slack.app_token.as_ref().unwrap().expose(), "xapp-cred");
+        // The config's own value wins over a credential.
+        assert_eq!(
+            c.channels.slack.bot_token.as_ref().unwrap().expose(),
+            "xoxb-inline"
+        );
+        assert!(c.channels.discord.token.is_none());
+        // Without $CREDENTIALS_DIRECTORY nothing is read.
+        let e = load_err(&f, &Overrides::default(), &[]);
+        assert!(e.contains("botToken is not set"), "{e}");
+    }
+
+    #[test]
+    fn config_and_env_win_over_credentials() {
+        let f = fixture(Some(r#"{"gateway": {"auth": {"tokenFile": "gw.token"}}}"#));
+        fs::write(f.dir.path().join("etc/gw.token"), "from-file").unwrap();
+        let creds = credentials(&f, &[("gateway.auth.token", "from-cred")]);
+        let c = load(
+            &f.loc,
+            &Overrides::default(),
+            &env(&[("CREDENTIALS_DIRECTORY", &creds)]),
+        )
+        .unwrap();
+        assert_eq!(c.gateway.auth.token.unwrap().expose(), "from-file");
+        let f = fixture(Some("{}"));
+        let vars = [
+            ("CREDENTIALS_DIRECTORY", creds.as_str()),
+            ("EMONK_GATEWAY_TOKEN", "from-env"),
+        ];
+        let c = load(&f.loc, &Overrides::default(), &env(&vars)).unwrap();
+        assert_eq!(c.gateway.auth.token.unwrap().expose(), "from-env");
+        // A password in the config means no token credential is read either.
+        let f = fixture(Some(r#"{"gateway": {"auth": {"password": "pw"}}}"#));
+        let creds = credentials(&f, &[("gateway.auth.token", "from-cred")]);
+        let c = load(
+            &f.loc,
+            &Overrides::default(),
+            &env(&[("CREDENTIALS_DIRECTORY", &creds)]),
+        )
+        .unwrap();
+        assert!(c.gateway.auth.token.is_none());
+    }
+
+    #[test]
+    fn password_credential_and_conflicts() {
+        let f = fixture(Some("{}"));
+        let creds = credentials(&f, &[("gateway.auth.password", "pw-cred")]);
+        let c = load(
+            &f.loc,
+            &Overrides::default(),
+            &env(&[("CREDENTIALS_DIRECTORY", &creds)]),
+        )
+        .unwrap();
+        assert_eq!(c.gateway.auth.password.unwrap().expose(), "pw-cred");
+        credentials(&f, &[("gateway.auth.token", "tok")]);
+        let e = load_err(&f, &Overrides::default(), &[("CREDENTIALS_DIRECTORY", &creds)]);
+        assert!(e.contains("use one credential"), "{e}");
+        let f = fixture(Some("{}"));
+        let creds = credentials(&f, &[("gateway.auth.token", "  \n")]);
+        let e = load_err(&f, &Overrides::default(), &[("CREDENTIALS_DIRECTORY", &creds)]);
+        assert!(
+            e.contains("gateway.auth.token (credential)") && e.contains("is empty"),
+            "{e}"
+        );
+    }
+    #[test]
+    fn enabled_channel_needs_a_token() {
+        let err = |text: &str| load_err(&fixture(Some(text)), &Overrides::default(), &[]);
+        assert_eq!(
+            err(r#"{"channels": {"telegram": {"enabled": true}}}"#)
+                .split(": ")
+                .skip(1)
+                .collect::<Vec<_>>()
+                .join(": "),
+            "channels.telegram.enabled is true but botToken is not set: set channels.telegram.botToken or channels.telegram.botTokenFile (or the systemd credential channels.telegram.botToken), or set enabled to false"
+        );
+        assert!(
+            err(r#"{"channels": {"discord": {"enabled": true}}}"#)
+                .contains("channels.discord.enabled is true but token is not set: set channels.discord.token or channels.discord.tokenFile")
+        );
+        assert!(
+            err(r#"{"channels": {"slack": {"enabled": true, "botToken": "b"}}}"#)
+                .contains("set channels.slack.appToken or channels.slack.appTokenFile")
+        );
+        assert!(
+            err(r#"{"channels": {"slack": {"enabled": true, "appToken": "a"}}}"#)
+                .contains("set channels.slack.botToken or channels.slack.botTokenFile")
+        );
+        // Disabled channels may be half-configured.
+        let f = fixture(Some(r#"{"channels": {"telegram": {"enabled": false}}}"#));
+        assert!(load(&f.loc, &Overrides::default(), &no_env()).is_ok());
     }
 }

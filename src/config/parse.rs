@@ -185,11 +185,6 @@ fn telegram(o: &Obj) -> Result<TelegramConfig> {
     let defaults = TelegramConfig::default();
     let enabled = o.bool("enabled")?.unwrap_or(defaults.enabled);
     let (bot_token, bot_token_file) = o.secret_pair("botToken", "botTokenFile")?;
-    o.require_token(
-        enabled,
-        bot_token.is_some() || bot_token_file.is_some(),
-        "botToken",
-    )?;
     Ok(TelegramConfig {
         enabled,
         bot_token,
@@ -206,7 +201,6 @@ fn discord(o: &Obj) -> Result<DiscordConfig> {
     let defaults = DiscordConfig::default();
     let enabled = o.bool("enabled")?.unwrap_or(defaults.enabled);
     let (token, token_file) = o.secret_pair("token", "tokenFile")?;
-    o.require_token(enabled, token.is_some() || token_file.is_some(), "token")?;
     Ok(DiscordConfig {
         enabled,
         token,
@@ -221,16 +215,6 @@ fn slack(o: &Obj) -> Result<SlackConfig> {
     let enabled = o.bool("enabled")?.unwrap_or(defaults.enabled);
     let (app_token, app_token_file) = o.secret_pair("appToken", "appTokenFile")?;
     let (bot_token, bot_token_file) = o.secret_pair("botToken", "botTokenFile")?;
-    o.require_token(
-        enabled,
-        app_token.is_some() || app_token_file.is_some(),
-        "appToken",
-    )?;
-    o.require_token(
-        enabled,
-        bot_token.is_some() || bot_token_file.is_some(),
-        "botToken",
-    )?;
     Ok(SlackConfig {
         enabled,
         app_token,
@@ -353,21 +337,6 @@ impl<'a> Obj<'a> {
             )));
         }
         Ok((secret, file))
-    }
-
-    /// An enabled connector without credentials could only fail at runtime, after the
-    /// daemon has reported a successful start, so it is a config error instead.
-    fn require_token(&self, enabled: bool, present: bool, key: &str) -> Result<()> {
-        if enabled && !present {
-            return Err(ConfigError::new(format!(
-                "{} is true but {} is not set: set {} or {}, or set enabled to false",
-                self.path("enabled"),
-                key,
-                self.path(key),
-                self.path(&format!("{key}File"))
-            )));
-        }
-        Ok(())
     }
 
     /// An API base URL. Connectors append `/method` paths, so one trailing `/` is
@@ -834,28 +803,6 @@ mod tests {
         let e = err(r#"{"gateway": {"auth": {"token": " hunter2\n"}}}"#);
         assert!(!e.contains("hunter2"), "{e}");
         assert!(e.contains("whitespace"), "{e}");
-    }
-
-    #[test]
-    fn enabled_channel_needs_a_token() {
-        assert_eq!(
-            err(r#"{"channels": {"telegram": {"enabled": true}}}"#),
-            "channels.telegram.enabled is true but botToken is not set: set channels.telegram.botToken or channels.telegram.botTokenFile, or set enabled to false"
-        );
-        assert_eq!(
-            err(r#"{"channels": {"discord": {"enabled": true}}}"#),
-            "channels.discord.enabled is true but token is not set: set channels.discord.token or channels.discord.tokenFile, or set enabled to false"
-        );
-        assert!(
-            err(r#"{"channels": {"slack": {"enabled": true, "botToken": "b"}}}"#)
-                .contains("set channels.slack.appToken or channels.slack.appTokenFile")
-        );
-        assert!(
-            err(r#"{"channels": {"slack": {"enabled": true, "appToken": "a"}}}"#)
-                .contains("set channels.slack.botToken or channels.slack.botTokenFile")
-        );
-        // Disabled channels may be half-configured.
-        assert!(Config::parse(r#"{"channels": {"telegram": {"enabled": false}}}"#).is_ok());
     }
 
     #[test]

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender};
 
 use super::Control;
+use super::liveness::Liveness;
 use super::threads::ThreadGroup;
 use crate::bus::ToRouter;
 use crate::channels::telegram::Telegram;
@@ -34,6 +35,7 @@ pub struct BindInfo {
 pub struct Instance {
     threads: ThreadGroup,
     router: Sender<ToRouter>,
+    liveness: Liveness,
 }
 
 /// Names of the threads whose death takes the gateway down; a connector thread that dies
@@ -87,9 +89,11 @@ impl Instance {
         };
         let mut threads = ThreadGroup::new();
         let mut slots = BTreeMap::new();
+        let mut channels = Vec::new();
         for connector in connectors(config, state_dir, spool) {
             let (commands_tx, commands_rx) = crossbeam_channel::unbounded();
             let channel = connector.channel();
+            channels.push(channel);
             slots.insert(
                 channel,
                 ConnectorSlot {
@@ -106,7 +110,20 @@ impl Instance {
         Ok(Instance {
             threads,
             router: router_tx,
+            liveness: Liveness::new(&channels),
         })
+    }
+
+    /// The threads that did not answer the last liveness probe (empty: all alive).
+    pub fn stale_threads(&self) -> Vec<String> {
+        self.liveness.stale()
+    }
+
+    /// Send the next liveness probe, unless the last one is still unanswered.
+    pub fn probe(&mut self) {
+        if let Some(probe) = self.liveness.next_probe() {
+            let _ = self.router.send(probe);
+        }
     }
 
     /// Receives the name of any instance thread that finishes; before a stop that means it

@@ -7,9 +7,12 @@
 
 mod instance;
 mod listener;
+mod liveness;
+pub mod notify;
 mod signals;
 mod threads;
 
+use std::cell::Cell;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -25,6 +28,7 @@ use crate::router::RESTART_EXPECTED_MS;
 use crate::spool::{Spool, SpoolLimits};
 use instance::Instance;
 use listener::Listener;
+use notify::Notifier;
 use signals::SignalThread;
 
 /// The whole graceful stop, from the signal to exit.
@@ -97,7 +101,16 @@ pub fn run(opts: RunOptions) -> Result<(), Error> {
         state_dir,
         control: control_rx,
         process_started,
+        notifier: Notifier::from_env(&env),
+        watchdog: notify::watchdog_interval(&env),
+        next_watchdog: Cell::new(Instant::now()),
     };
+    if let Some(interval) = daemon.watchdog {
+        log::info!(
+            "systemd watchdog enabled: WATCHDOG=1 every {} ms while every thread answers",
+            interval.as_millis()
+        );
+    }
     let result = daemon.supervise(config);
     signals.stop();
     result
@@ -109,6 +122,10 @@ struct Daemon {
     state_dir: PathBuf,
     control: Receiver<Control>,
     process_started: Instant,
+    notifier: Notifier,
+    /// Half of `$WATCHDOG_USEC`, when systemd asked for watchdog pings.
+    watchdog: Option<Duration>,
+    next_watchdog: Cell<Instant>,
 }
 
 impl Daemon {
@@ -154,14 +171,19 @@ impl Daemon {
                 &spool,
             )
             .map_err(|e| Error::failure(format!("cannot start the gateway threads: {e}")))?;
+            // Lock held, socket listening, threads running: now we are ready.
+            self.notifier.ready(&format!("listening on {}", listener.url()));
+            self.next_watchdog.set(Instant::now());
             match self.next_step(&mut instance, &lock_path, &listener) {
                 Step::Stop(why) => {
+                    self.notifier.stopping();
                     log::info!("{why}: stopping (bounded at {}s)", STOP_BUDGET.as_secs());
                     self.stop_instance(instance, None);
                     log::info!("stopped");
                     return Ok(());
                 }
                 Step::Died(name) => {
+                    self.notifier.stopping();
                     log::error!(
                         "thread {name} stopped unexpectedly; stopping the gateway so the supervisor can restart it"
                     );
@@ -177,6 +199,7 @@ impl Daemon {
                 } => {
                     log::info!("{why}: restarting in-process (pid {})", std::process::id());
                     if self.stop_instance(instance, Some(RESTART_EXPECTED_MS)) {
+                        self.notifier.stopping();
                         log::info!("stop requested during the restart: stopped");
                         return Ok(());
                     }
@@ -201,17 +224,29 @@ impl Daemon {
             match self.wait_for_action(instance, lock_path) {
                 Action::Stop(why) => return Step::Stop(why),
                 Action::ThreadDied(name) => return Step::Died(name),
-                Action::Reload => match self.prepare_restart(listener) {
-                    (Some(config), listener) => {
-                        return Step::Restart {
-                            why: "SIGHUP (reload)",
-                            config: Some(Box::new(config)),
-                            listener,
-                        };
+                Action::Reload => {
+                    // Type=notify-reload waits for RELOADING=1 then READY=1, even when the
+                    // reload changes nothing.
+                    self.notifier.reloading("reloading the config (SIGHUP)");
+                    match self.prepare_restart(listener) {
+                        (Some(config), listener) => {
+                            return Step::Restart {
+                                why: "SIGHUP (reload)",
+                                config: Some(Box::new(config)),
+                                listener,
+                            };
+                        }
+                        (None, _) => {
+                            log::info!("SIGHUP: nothing reloaded; the gateway keeps running unchanged");
+                            self.notifier.ready(&format!(
+                                "listening on {} (the last reload failed; see the log)",
+                                listener.url()
+                            ));
+                        }
                     }
-                    (None, _) => log::info!("SIGHUP: nothing reloaded; the gateway keeps running unchanged"),
-                },
+                }
                 Action::Restart(why) => {
+                    self.notifier.reloading("restarting in-process");
                     let (config, listener) = self.prepare_restart(listener);
                     return Step::Restart {
                         why,
@@ -277,7 +312,12 @@ impl Daemon {
     fn wait_for_action(&self, instance: &mut Instance, lock_path: &Path) -> Action {
         loop {
             let finished = instance.finished().clone();
+            let watchdog = match self.watchdog {
+                Some(_) => crossbeam_channel::at(self.next_watchdog.get()),
+                None => crossbeam_channel::never(),
+            };
             select! {
+                recv(watchdog) -> _ => self.watchdog_tick(instance),
                 recv(self.control) -> msg => {
                     let Ok(Control::Signal(sig)) = msg else { return Action::Stop("signal thread gone") };
                     match sig {
@@ -302,6 +342,25 @@ impl Daemon {
                 }
             }
         }
+    }
+
+    /// Ping the systemd watchdog if every thread answered the last probe, then probe again.
+    fn watchdog_tick(&self, instance: &mut Instance) {
+        let Some(interval) = self.watchdog else { return };
+        let stale = instance.stale_threads();
+        if stale.is_empty() {
+            self.notifier.watchdog();
+        } else {
+            log::warn!(
+                "not sending WATCHDOG=1: {} did not answer the liveness probe within {} ms; systemd will restart the gateway if this persists",
+                stale.join(", "),
+                interval.as_millis()
+            );
+        }
+        instance.probe();
+        // From the previous deadline, not from now, so pings do not drift later and later.
+        let next = self.next_watchdog.get() + interval;
+        self.next_watchdog.set(next.max(Instant::now()));
     }
 
     /// Stop an instance within [`STOP_BUDGET`]. Returns true if a stop signal arrived while

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use serde_json::value::RawValue;
 
-use crate::bus::{Audience, ConnId, LoopHandle, Peer, ToLoop, ToRouter};
+use crate::bus::{Audience, ConnId, LoopHandle, Peer, Probe, ToLoop, ToRouter};
 use crate::channels::{ChannelStatus, ConnectorCommand, ConnectorEvent};
 use crate::protocol::{ErrorBody, ErrorCode, Role, close, frames};
 use crate::spool::Spool;
@@ -142,7 +142,24 @@ impl Router {
             ToRouter::Connector(ConnectorEvent::Status(status)) => self.on_channel_status(status),
             ToRouter::Connector(ConnectorEvent::Inbound(entries)) => self.on_inbound(entries),
             ToRouter::Connector(ConnectorEvent::SendDone { id, result }) => self.on_send_done(id, result),
+            ToRouter::Probe {
+                router,
+                event_loop,
+                connectors,
+            } => self.on_probe(router, event_loop, connectors),
             ToRouter::Shutdown { .. } => unreachable!("handled in run"),
+        }
+    }
+
+    /// Answer our part of a liveness probe and pass the rest on. A connector that is gone
+    /// never answers, which is the point: the supervisor then withholds `WATCHDOG=1`.
+    fn on_probe(&mut self, router: Probe, event_loop: Probe, connectors: Vec<(&'static str, Probe)>) {
+        router.answer();
+        self.out.send(ToLoop::Probe(event_loop));
+        for (channel, probe) in connectors {
+            if let Some(slot) = self.connectors.get(channel) {
+                let _ = slot.commands.send(ConnectorCommand::Probe(probe));
+            }
         }
     }
 

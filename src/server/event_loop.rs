@@ -326,6 +326,7 @@ impl EventLoop {
     fn on_command(&mut self, cmd: ToLoop) {
         match cmd {
             ToLoop::Send { conn, frame } => self.send(conn, frame),
+            ToLoop::Probe(p) => p.answer(),
             ToLoop::Event { to, name, params } => match to {
                 Audience::All => {
                     let ids: Vec<ConnId> = self.conns.keys().copied().collect();

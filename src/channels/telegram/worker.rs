@@ -147,6 +147,7 @@ impl Worker {
                             self.finish_sends(vec![done]);
                         }
                     }
+                    Ok(ConnectorCommand::Probe(p)) => p.answer(),
                     Ok(ConnectorCommand::Stop) | Err(_) => break,
                 },
                 recv(results) -> r => if let Ok((id, r)) = r { self.on_result(id, r) },

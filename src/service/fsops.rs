@@ -1,0 +1,223 @@
+//! File operations of `service install` and `uninstall`: a root prefix for tests, and a
+//! transaction that can undo everything it did, so a failed install leaves no partial files.
+
+use std::fs;
+use std::io;
+use std::os::unix::fs::{PermissionsExt, symlink};
+use std::path::{Component, Path, PathBuf};
+
+/// `$EMONK_SERVICE_ROOT`: a directory prefixed to every absolute path the service commands
+/// touch (never to the paths written inside the files). A testing aid, like `DESTDIR`.
+pub const ROOT_ENV: &str = "EMONK_SERVICE_ROOT";
+
+#[derive(Clone, Debug, Default)]
+pub struct Root(Option<PathBuf>);
+
+impl Root {
+    pub fn new(prefix: Option<PathBuf>) -> Root {
+        Root(prefix)
+    }
+
+    pub fn is_set(&self) -> bool {
+        self.0.is_some()
+    }
+
+    /// Where `path` (absolute) really is.
+    pub fn at(&self, path: &Path) -> PathBuf {
+        match &self.0 {
+            None => path.to_owned(),
+            Some(root) => {
+                let rel: PathBuf = path
+                    .components()
+                    .filter(|c| !matches!(c, Component::RootDir | Component::Prefix(_)))
+                    .collect();
+                root.join(rel)
+            }
+        }
+    }
+}
+
+/// What a transaction did, newest last, so it can be undone in reverse.
+enum Done {
+    CreatedDir(PathBuf),
+    Wrote {
+        path: PathBuf,
+        previous: Option<(Vec<u8>, u32)>,
+    },
+    Linked(PathBuf),
+}
+
+/// File changes that are undone on drop unless committed.
+#[derive(Default)]
+pub struct Transaction {
+    done: Vec<Done>,
+    committed: bool,
+}
+
+impl Transaction {
+    pub fn new() -> Transaction {
+        Transaction::default()
+    }
+
+    /// Create `dir` and its missing parents, remembering which were created.
+    pub fn create_dirs(&mut self, dir: &Path) -> io::Result<()> {
+        let mut missing = Vec::new();
+        let mut d = Some(dir);
+        while let Some(p) = d.filter(|p| !p.as_os_str().is_empty() && !p.exists()) {
+            missing.push(p.to_owned());
+            d = p.parent();
+        }
+        for p in missing.into_iter().rev() {
+            fs::create_dir(&p)?;
+            self.done.push(Done::CreatedDir(p));
+        }
+        Ok(())
+    }
+
+    /// Write `path` with `mode`, keeping what was there for a rollback.
+    pub fn write(&mut self, path: &Path, content: &[u8], mode: u32) -> io::Result<()> {
+        if let Some(parent) = path.parent() {
+            self.create_dirs(parent)?;
+        }
+        let previous = match fs::read(path) {
+            Ok(bytes) => Some((bytes, fs::metadata(path)?.permissions().mode())),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+            Err(e) => return Err(e),
+        };
+        self.done.push(Done::Wrote {
+            path: path.to_owned(),
+            previous,
+        });
+        let tmp = path.with_extension("emonk-tmp");
+        fs::write(&tmp, content)?;
+        fs::set_permissions(&tmp, fs::Permissions::from_mode(mode))?;
+        fs::rename(&tmp, path)
+    }
+
+    /// A symlink `link` -> `target` (an existing identical link is left alone).
+    pub fn link(&mut self, link: &Path, target: &Path) -> io::Result<()> {
+        if fs::read_link(link).is_ok_and(|t| t == target) {
+            return Ok(());
+        }
+        symlink(target, link)?;
+        self.done.push(Done::Linked(link.to_owned()));
+        Ok(())
+    }
+
+    /// Keep the changes.
+    pub fn commit(mut self) {
+        self.committed = true;
+    }
+
+    /// Undo everything, newest first. Best effort: report what could not be undone.
+    pub fn rollback(mut self) -> Vec<String> {
+        self.undo()
+    }
+
+    fn undo(&mut self) -> Vec<String> {
+        let mut failed = Vec::new();
+        while let Some(step) = self.done.pop() {
+            let (path, r) = match step {
+                Done::CreatedDir(p) => {
+                    let r = fs::remove_dir(&p);
+                    (p, r)
+                }
+                Done::Linked(p) => {
+                    let r = fs::remove_file(&p);
+                    (p, r)
+                }
+                Done::Wrote { path, previous: None } => {
+                    let r = fs::remove_file(&path);
+                    (path, r)
+                }
+                Done::Wrote {
+                    path,
+                    previous: Some((bytes, mode)),
+                } => {
+                    let r = fs::write(&path, bytes)
+                        .and_then(|()| fs::set_permissions(&path, fs::Permissions::from_mode(mode)));
+                    (path, r)
+                }
+            };
+            if let Err(e) = r {
+                if e.kind() != io::ErrorKind::NotFound {
+                    failed.push(format!("{}: {e}", path.display()));
+                }
+            }
+        }
+        failed
+    }
+}
+
+impl Drop for Transaction {
+    fn drop(&mut self) {
+        if !self.committed {
+            self.undo();
+        }
+    }
+}
+
+/// Remove a file or symlink; a missing one is fine. Returns whether something was removed.
+pub fn remove(path: &Path) -> io::Result<bool> {
+    match fs::remove_file(path) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// Remove `dir` if it is empty; a missing or non-empty one is left alone.
+pub fn remove_dir_if_empty(dir: &Path) -> bool {
+    fs::remove_dir(dir).is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn root_prefixes_absolute_paths() {
+        let r = Root::new(Some(PathBuf::from("/tmp/x")));
+        assert_eq!(
+            r.at(Path::new("/etc/systemd/system/a")),
+            PathBuf::from("/tmp/x/etc/systemd/system/a")
+        );
+        assert_eq!(Root::default().at(Path::new("/etc/a")), PathBuf::from("/etc/a"));
+    }
+
+    #[test]
+    fn rollback_restores_everything() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = dir.path().join("old");
+        fs::write(&old, "before").unwrap();
+        fs::set_permissions(&old, fs::Permissions::from_mode(0o640)).unwrap();
+        let mut tx = Transaction::new();
+        tx.write(&dir.path().join("a/b/new"), b"x", 0o644).unwrap();
+        tx.write(&old, b"after", 0o600).unwrap();
+        tx.link(&dir.path().join("link"), Path::new("/nowhere")).unwrap();
+        assert_eq!(fs::read_to_string(&old).unwrap(), "after");
+        assert!(tx.rollback().is_empty());
+        assert_eq!(fs::read_to_string(&old).unwrap(), "before");
+        assert_eq!(fs::metadata(&old).unwrap().permissions().mode() & 0o777, 0o640);
+        let left: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(left, vec![std::ffi::OsString::from("old")]);
+    }
+
+    #[test]
+    fn dropped_uncommitted_rolls_back_and_commit_keeps() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("f");
+        {
+            let mut tx = Transaction::new();
+            tx.write(&f, b"x", 0o644).unwrap();
+        }
+        assert!(!f.exists());
+        let mut tx = Transaction::new();
+        tx.write(&f, b"x", 0o644).unwrap();
+        tx.commit();
+        assert!(f.exists());
+    }
+}
