@@ -14,6 +14,7 @@
 //! - [`service`]: `emonkd service install|uninstall|status` for systemd and runit.
 //! - [`client`]: a synchronous client for the gateway, used by the CLI and by agents.
 //! - [`cli`]: the `emonkd` command line; [`error`], [`exit`]: errors and exit codes.
+//! - `json_type`: the JSON type of a value for error messages (config and Bot API answers).
 
 pub mod backoff;
 pub mod bus;
@@ -23,6 +24,7 @@ pub mod client;
 pub mod config;
 pub mod error;
 pub mod exit;
+mod json_type;
 pub mod lifecycle;
 pub mod lock;
 pub mod logging;

@@ -9,6 +9,17 @@ use std::time::{Duration, Instant};
 
 use support::{Gateway, Home, Watchdog, listening_port};
 
+/// Spawn `emonkd run` in `home` with `$NOTIFY_SOCKET` at `notify.sock` there (then `env`);
+/// the socket that receives its notifications, and the gateway.
+fn spawn_notifying(home: &Home, env: &[(&str, &str)]) -> (UnixDatagram, Gateway) {
+    let sock = home.path().join("notify.sock");
+    let rx = UnixDatagram::bind(&sock).unwrap();
+    let mut vars = vec![("NOTIFY_SOCKET", sock.to_str().unwrap())];
+    vars.extend_from_slice(env);
+    let gw = Gateway::spawn(home, &["run", "--port", "0"], &vars);
+    (rx, gw)
+}
+
 /// Receive notifications, skipping `WATCHDOG=1`, until one starts with `prefix`.
 fn expect(rx: &UnixDatagram, prefix: &str, timeout: Duration) -> String {
     let deadline = Instant::now() + timeout;
@@ -39,13 +50,7 @@ fn field<'a>(msg: &'a str, key: &str) -> Option<&'a str> {
 fn ready_reloading_ready_stopping() {
     let _w = Watchdog::new("sd_notify sequence", Duration::from_secs(60));
     let home = Home::new("{}");
-    let sock = home.path().join("notify.sock");
-    let rx = UnixDatagram::bind(&sock).unwrap();
-    let mut gw = Gateway::spawn(
-        &home,
-        &["run", "--port", "0"],
-        &[("NOTIFY_SOCKET", sock.to_str().unwrap())],
-    );
+    let (rx, mut gw) = spawn_notifying(&home, &[]);
     let ready = expect(&rx, "READY=1", Duration::from_secs(10));
     // READY=1 comes only once the socket listens: the log line is already there.
     let port = listening_port(&gw.log, 0).expect("listening");
@@ -119,17 +124,7 @@ fn abstract_socket_and_watchdog_pings() {
 fn watchdog_for_another_pid_is_ignored() {
     let _w = Watchdog::new("sd_notify watchdog pid", Duration::from_secs(60));
     let home = Home::new("{}");
-    let sock = home.path().join("notify.sock");
-    let rx = UnixDatagram::bind(&sock).unwrap();
-    let mut gw = Gateway::spawn(
-        &home,
-        &["run", "--port", "0"],
-        &[
-            ("NOTIFY_SOCKET", sock.to_str().unwrap()),
-            ("WATCHDOG_USEC", "100000"),
-            ("WATCHDOG_PID", "1"),
-        ],
-    );
+    let (rx, mut gw) = spawn_notifying(&home, &[("WATCHDOG_USEC", "100000"), ("WATCHDOG_PID", "1")]);
     expect(&rx, "READY=1", Duration::from_secs(10));
     rx.set_read_timeout(Some(Duration::from_millis(400))).unwrap();
     let mut buf = [0u8; 512];
@@ -143,26 +138,12 @@ fn watchdog_for_another_pid_is_ignored() {
 #[test]
 fn watchdog_pings_continue_while_a_connector_long_polls() {
     use support::fake_telegram::FakeTelegram;
+    use support::telegram::{TOKEN, config};
     let _w = Watchdog::new("sd_notify watchdog telegram", Duration::from_secs(60));
-    let token = "123456:TEST-token";
-    let fake = FakeTelegram::start(token);
-    let config = serde_json::json!({
-        "channels": {"telegram": {
-            "enabled": true, "botToken": token, "apiBaseUrl": fake.base_url(),
-            "pollTimeoutSecs": 5, "allowFrom": ["*"],
-        }}
-    });
-    let home = Home::new(&config.to_string());
-    let sock = home.path().join("notify.sock");
-    let rx = UnixDatagram::bind(&sock).unwrap();
-    let mut gw = Gateway::spawn(
-        &home,
-        &["run", "--port", "0"],
-        &[
-            ("NOTIFY_SOCKET", sock.to_str().unwrap()),
-            ("WATCHDOG_USEC", "200000"),
-        ],
-    );
+    let fake = FakeTelegram::start(TOKEN);
+    let patch = serde_json::json!({"channels": {"telegram": {"pollTimeoutSecs": 5}}});
+    let home = Home::new(&config(&fake, patch));
+    let (rx, mut gw) = spawn_notifying(&home, &[("WATCHDOG_USEC", "200000")]);
     expect(&rx, "READY=1", Duration::from_secs(10));
     assert!(
         fake.wait_polling(1, Duration::from_secs(10)),

@@ -7,48 +7,15 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use support::fake_telegram::FakeTelegram;
-use support::{Gateway, Home, Watchdog, Ws};
-
-const TOKEN: &str = "123456:TEST-token";
-
-fn config(fake: &FakeTelegram, allow_from: Value) -> String {
-    json!({
-        "channels": {"telegram": {
-            "enabled": true,
-            "botToken": TOKEN,
-            "apiBaseUrl": fake.base_url(),
-            "pollTimeoutSecs": 1,
-            "allowFrom": allow_from,
-        }}
-    })
-    .to_string()
-}
-
-/// The next `channel.message` event, skipping everything else.
-fn next_message(ws: &mut Ws, timeout: Duration) -> Value {
-    let deadline = std::time::Instant::now() + timeout;
-    loop {
-        let left = deadline.saturating_duration_since(std::time::Instant::now());
-        let v = ws
-            .next(left)
-            .unwrap_or_else(|e| panic!("no channel.message: {e:?}"));
-        if v["type"] == "event" && v["event"] == "channel.message" {
-            return v["params"].clone();
-        }
-    }
-}
+use support::telegram::{TOKEN, config, next_message, polling_agent, start, start_with};
+use support::{Gateway, Watchdog};
 
 #[test]
 fn a_message_reaches_the_agent_and_the_reply_reaches_the_chat() {
     let _w = Watchdog::new("telegram round trip", Duration::from_secs(40));
     let fake = FakeTelegram::start(TOKEN);
-    let home = Home::new(&config(&fake, json!(["*"])));
-    let gw = Gateway::start(&home);
-    let mut agent = gw.client(None, "agent", "operator");
-    assert!(
-        fake.wait_polling(1, Duration::from_secs(10)),
-        "the connector polls"
-    );
+    let (_home, gw) = start(&fake);
+    let mut agent = polling_agent(&gw, &fake);
     fake.push_message(100, 42, "hello emonk");
     let m = next_message(&mut agent, Duration::from_secs(10));
     assert_eq!(m["channel"], "telegram");
@@ -82,8 +49,7 @@ fn a_message_reaches_the_agent_and_the_reply_reaches_the_chat() {
 fn unacked_messages_survive_kill_9_exactly_once_in_order() {
     let _w = Watchdog::new("telegram kill -9", Duration::from_secs(60));
     let fake = FakeTelegram::start(TOKEN);
-    let home = Home::new(&config(&fake, json!(["*"])));
-    let mut gw = Gateway::start(&home);
+    let (home, mut gw) = start(&fake);
     assert!(fake.wait_polling(1, Duration::from_secs(10)));
     for i in 0..100 {
         fake.push_message(100, 42, &format!("m{i}"));
@@ -127,8 +93,7 @@ fn unacked_messages_survive_kill_9_exactly_once_in_order() {
 fn allow_from_refuses_and_logs_the_id_to_add() {
     let _w = Watchdog::new("telegram allowFrom", Duration::from_secs(40));
     let fake = FakeTelegram::start(TOKEN);
-    let home = Home::new(&config(&fake, json!(["7"])));
-    let gw = Gateway::start(&home);
+    let (_home, gw) = start_with(&fake, json!({"channels": {"telegram": {"allowFrom": ["7"]}}}));
     let mut agent = gw.client(None, "agent", "operator");
     assert!(fake.wait_polling(1, Duration::from_secs(10)));
     fake.push_message(100, 42, "from a stranger");
@@ -152,8 +117,7 @@ fn allow_from_refuses_and_logs_the_id_to_add() {
 fn switching_to_another_bot_does_not_skip_its_messages() {
     let _w = Watchdog::new("telegram bot switch", Duration::from_secs(60));
     let first = FakeTelegram::start(TOKEN);
-    let home = Home::new(&config(&first, json!(["*"])));
-    let mut gw = Gateway::start(&home);
+    let (home, mut gw) = start(&first);
     let mut agent = gw.client(None, "agent", "operator");
     assert!(first.wait_polling(1, Duration::from_secs(10)));
     for i in 0..3 {
@@ -171,9 +135,10 @@ fn switching_to_another_bot_does_not_skip_its_messages() {
 
     // Another bot: its update ids start low again, below the first bot's.
     let second = FakeTelegram::start("654321:OTHER-token");
-    let mut cfg: Value = serde_json::from_str(&config(&second, json!(["*"]))).unwrap();
-    cfg["channels"]["telegram"]["botToken"] = json!("654321:OTHER-token");
-    home.write_config(&cfg.to_string());
+    home.write_config(&config(
+        &second,
+        json!({"channels": {"telegram": {"botToken": "654321:OTHER-token"}}}),
+    ));
     let gw = Gateway::start(&home);
     let mut agent = gw.client(None, "agent", "operator");
     assert!(second.wait_polling(1, Duration::from_secs(10)));

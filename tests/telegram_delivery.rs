@@ -6,52 +6,15 @@
 mod support;
 
 use std::collections::HashSet;
-use std::thread;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use support::fake_telegram::{FakeTelegram, Fault};
-use support::{Gateway, Home, Watchdog, Ws};
-
-const TOKEN: &str = "123456:TEST-token";
-
-fn config_with(fake: &FakeTelegram, extra: Value) -> String {
-    let mut config = json!({
-        "channels": {"telegram": {
-            "enabled": true,
-            "botToken": TOKEN,
-            "apiBaseUrl": fake.base_url(),
-            "pollTimeoutSecs": 1,
-            "allowFrom": ["*"],
-        }}
-    });
-    if let (Some(c), Value::Object(extra)) = (config.as_object_mut(), extra) {
-        c.extend(extra);
-    }
-    config.to_string()
-}
-
-fn start(fake: &FakeTelegram) -> (Home, Gateway) {
-    let home = Home::new(&config_with(fake, json!({})));
-    let gw = Gateway::start(&home);
-    (home, gw)
-}
+use support::telegram::{TOKEN, call, next_message, start, start_with, telegram_status, wait_status};
+use support::{Gateway, Watchdog, Ws};
 
 fn agent(gw: &Gateway) -> Ws {
     gw.client(None, "agent", "operator")
-}
-
-/// The next `channel.message` params, skipping everything else.
-fn next_message(ws: &mut Ws, timeout: Duration) -> Value {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let v = ws
-            .next(deadline.saturating_duration_since(Instant::now()))
-            .unwrap_or_else(|e| panic!("no channel.message within {timeout:?}: {e:?}"));
-        if v["type"] == "event" && v["event"] == "channel.message" {
-            return v["params"].clone();
-        }
-    }
 }
 
 /// Assert that no `channel.message` arrives for `quiet`.
@@ -59,35 +22,6 @@ fn assert_no_message(ws: &mut Ws, quiet: Duration) {
     let deadline = Instant::now() + quiet;
     while let Ok(v) = ws.next(deadline.saturating_duration_since(Instant::now())) {
         assert_ne!(v["event"], "channel.message", "unexpected message: {v}");
-    }
-}
-
-/// A request that may take a while (sends wait for the rate limiter).
-fn call(ws: &mut Ws, id: &str, method: &str, params: Value) -> Value {
-    ws.send_json(&json!({"type": "request", "requestId": id, "method": method, "params": params}));
-    ws.response(id, Duration::from_secs(20))
-}
-
-/// The telegram entry of `channels.status`.
-fn telegram_status(ws: &mut Ws) -> Value {
-    let r = ws.request("st", "channels.status", json!({}));
-    r["result"]["channels"]
-        .as_array()
-        .and_then(|cs| cs.iter().find(|c| c["channel"] == "telegram"))
-        .cloned()
-        .unwrap_or_else(|| panic!("no telegram in {r}"))
-}
-
-/// Poll `channels.status` until `ok` holds for the telegram entry; the entry.
-fn wait_status(ws: &mut Ws, timeout: Duration, ok: impl Fn(&Value) -> bool) -> Value {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let s = telegram_status(ws);
-        if ok(&s) {
-            return s;
-        }
-        assert!(Instant::now() < deadline, "condition never held; last: {s}");
-        thread::sleep(Duration::from_millis(50));
     }
 }
 
@@ -216,8 +150,7 @@ fn a_crash_between_spool_append_and_offset_write_delivers_once() {
     }
     fake.fail_next("getUpdates", Fault::Delay(Duration::ZERO));
     fake.fail_next("getUpdates", Fault::Delay(Duration::from_secs(120)));
-    let home = Home::new(&config_with(&fake, json!({})));
-    let mut gw = Gateway::start(&home);
+    let (home, mut gw) = start(&fake);
     let mut a = agent(&gw);
     let first: Vec<Value> = (0..5)
         .map(|_| next_message(&mut a, Duration::from_secs(10)))
@@ -451,8 +384,7 @@ fn a_full_spool_leaves_the_rest_with_telegram_until_acked() {
     for i in 0..15 {
         fake.push_message(100, 42, &format!("f{i}"));
     }
-    let home = Home::new(&config_with(&fake, json!({"spool": {"maxEntries": 10}})));
-    let gw = Gateway::start(&home);
+    let (_home, gw) = start_with(&fake, json!({"spool": {"maxEntries": 10}}));
     let mut op = gw.operator();
     let s = wait_status(&mut op, Duration::from_secs(10), |s| s["inbound"] == 10);
     assert!(

@@ -13,44 +13,16 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use support::fake_telegram::{FakeTelegram, Fault};
+use support::telegram::{TOKEN, call, config_at, next_message, polling_agent, start, start_with, wait_state};
 use support::{Gateway, Home, Watchdog, Ws};
 
-const TOKEN: &str = "123456:TEST-token";
 /// The `limit` of the gateway's own long polls (the stop confirmation uses 1, and the rival
 /// poller in the conflict test uses another value), to count only the gateway's polls.
 const GATEWAY_POLL_LIMIT: i64 = 100;
 
-fn config(api_base_url: &str, poll_timeout_secs: u64) -> String {
-    json!({
-        "channels": {"telegram": {
-            "enabled": true,
-            "botToken": TOKEN,
-            "apiBaseUrl": api_base_url,
-            "pollTimeoutSecs": poll_timeout_secs,
-            "allowFrom": ["*"],
-        }}
-    })
-    .to_string()
-}
-
-/// A gateway polling `fake` with a 1 s long poll.
-fn start(fake: &FakeTelegram) -> (Home, Gateway) {
-    let home = Home::new(&config(&fake.base_url(), 1));
-    let gw = Gateway::start(&home);
-    (home, gw)
-}
-
-/// The next `channel.message` params, skipping everything else.
-fn next_message(ws: &mut Ws, timeout: Duration) -> Value {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let v = ws
-            .next(deadline.saturating_duration_since(Instant::now()))
-            .unwrap_or_else(|e| panic!("no channel.message within {timeout:?}: {e:?}"));
-        if v["type"] == "event" && v["event"] == "channel.message" {
-            return v["params"].clone();
-        }
-    }
+/// A gateway polling `fake` with a 25 s long poll.
+fn start_long_polling(fake: &FakeTelegram) -> (Home, Gateway) {
+    start_with(fake, json!({"channels": {"telegram": {"pollTimeoutSecs": 25}}}))
 }
 
 /// The next `channel.status` event whose state is `state`, skipping everything else.
@@ -63,35 +35,6 @@ fn next_status_event(ws: &mut Ws, state: &str, timeout: Duration) -> Value {
         if v["type"] == "event" && v["event"] == "channel.status" && v["params"]["state"] == state {
             return v["params"].clone();
         }
-    }
-}
-
-/// The telegram entry of `channels.status`.
-fn telegram_status(ws: &mut Ws) -> Value {
-    let r = ws.request("st", "channels.status", json!({}));
-    let channels = r["result"]["channels"]
-        .as_array()
-        .unwrap_or_else(|| panic!("{r}"));
-    channels
-        .iter()
-        .find(|c| c["channel"] == "telegram")
-        .cloned()
-        .unwrap_or_else(|| panic!("no telegram in {r}"))
-}
-
-/// Poll `channels.status` until the telegram state is `state`; the entry.
-fn wait_state(ws: &mut Ws, state: &str, timeout: Duration) -> Value {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let s = telegram_status(ws);
-        if s["state"] == state {
-            return s;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "telegram never reached state {state:?}; last: {s}"
-        );
-        thread::sleep(Duration::from_millis(50));
     }
 }
 
@@ -125,8 +68,7 @@ fn requests_during(fake: &FakeTelegram, method: &str, window: Duration) -> usize
 /// A `channels.send` to the fake; the response frame and how long it took.
 fn send(ws: &mut Ws, id: &str, params: Value) -> (Value, Duration) {
     let t = Instant::now();
-    ws.send_json(&json!({"type": "request", "requestId": id, "method": "channels.send", "params": params}));
-    let r = ws.response(id, Duration::from_secs(20));
+    let r = call(ws, id, "channels.send", params);
     (r, t.elapsed())
 }
 
@@ -196,11 +138,7 @@ fn a_webhook_set_meanwhile_is_deleted_and_polling_resumes() {
     let _w = Watchdog::new("webhook 409", Duration::from_secs(30));
     let fake = FakeTelegram::start(TOKEN);
     let (_home, gw) = start(&fake);
-    let mut agent = gw.client(None, "agent", "operator");
-    assert!(
-        fake.wait_polling(1, Duration::from_secs(10)),
-        "the connector polls"
-    );
+    let mut agent = polling_agent(&gw, &fake);
     assert_eq!(fake.request_count("deleteWebhook"), 1, "deleteWebhook at startup");
     fake.set_webhook(true);
     assert!(
@@ -227,11 +165,7 @@ fn another_poller_is_reported_and_not_fought_in_a_loop() {
     let _w = Watchdog::new("poller 409", Duration::from_secs(40));
     let fake = Arc::new(FakeTelegram::start(TOKEN));
     let (_home, gw) = start(&fake);
-    let mut agent = gw.client(None, "agent", "operator");
-    assert!(
-        fake.wait_polling(1, Duration::from_secs(10)),
-        "the connector polls"
-    );
+    let mut agent = polling_agent(&gw, &fake);
 
     // A second bot instance with the same token: it long-polls again as soon as it is answered
     // (or terminated), so whenever the gateway polls, one of the two gets the 409.
@@ -289,11 +223,7 @@ fn failed_polls_back_off_then_recover() {
     let _w = Watchdog::new("transient poll failures", Duration::from_secs(40));
     let fake = FakeTelegram::start(TOKEN);
     let (_home, gw) = start(&fake);
-    let mut agent = gw.client(None, "agent", "operator");
-    assert!(
-        fake.wait_polling(1, Duration::from_secs(10)),
-        "the connector polls"
-    );
+    let mut agent = polling_agent(&gw, &fake);
     let faults = [
         (Fault::Status(500, "Internal Server Error".into()), "HTTP 500"),
         (Fault::Malformed, "malformed response"),
@@ -370,7 +300,7 @@ fn connection_refused_backs_off_and_the_api_keeps_working() {
         let l = TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap().port()
     };
-    let home = Home::new(&config(&format!("http://127.0.0.1:{port}"), 1));
+    let home = Home::new(&config_at(&format!("http://127.0.0.1:{port}"), json!({})));
     let gw = Gateway::start(&home);
     let mut op = gw.operator();
     let s = wait_state(&mut op, "backoff", Duration::from_secs(5));
@@ -415,11 +345,7 @@ fn a_stalled_poll_is_given_up_and_polling_goes_on() {
     let _w = Watchdog::new("stalled poll", Duration::from_secs(40));
     let fake = FakeTelegram::start(TOKEN);
     let (_home, gw) = start(&fake);
-    let mut agent = gw.client(None, "agent", "operator");
-    assert!(
-        fake.wait_polling(1, Duration::from_secs(10)),
-        "the connector polls"
-    );
+    let mut agent = polling_agent(&gw, &fake);
     let n = fake.request_count("getUpdates");
     // The server takes the next poll and never answers it (in time).
     fake.fail_next("getUpdates", Fault::Delay(Duration::from_secs(120)));
@@ -574,13 +500,8 @@ fn send_errors_map_to_not_found_and_invalid_request() {
 fn sigterm_during_a_long_poll_exits_promptly() {
     let _w = Watchdog::new("sigterm mid-poll", Duration::from_secs(30));
     let fake = FakeTelegram::start(TOKEN);
-    let home = Home::new(&config(&fake.base_url(), 25));
-    let mut gw = Gateway::start(&home);
-    let mut agent = gw.client(None, "agent", "operator");
-    assert!(
-        fake.wait_polling(1, Duration::from_secs(10)),
-        "the connector polls"
-    );
+    let (_home, mut gw) = start_long_polling(&fake);
+    let mut agent = polling_agent(&gw, &fake);
     let update_id = fake.push_message(100, 42, "just before the stop");
     assert_eq!(
         next_message(&mut agent, Duration::from_secs(10))["text"],
@@ -609,13 +530,8 @@ fn sigterm_during_a_long_poll_exits_promptly() {
 fn sigterm_confirms_a_spooled_batch_whose_confirmation_failed() {
     let _w = Watchdog::new("sigterm confirms", Duration::from_secs(30));
     let fake = FakeTelegram::start(TOKEN);
-    let home = Home::new(&config(&fake.base_url(), 25));
-    let mut gw = Gateway::start(&home);
-    let mut agent = gw.client(None, "agent", "operator");
-    assert!(
-        fake.wait_polling(1, Duration::from_secs(10)),
-        "the connector polls"
-    );
+    let (_home, mut gw) = start_long_polling(&fake);
+    let mut agent = polling_agent(&gw, &fake);
     // The poll that would carry the new offset fails before Telegram reads the offset.
     let n = fake.request_count("getUpdates");
     fake.fail_next("getUpdates", Fault::Status(502, "Bad Gateway".into()));

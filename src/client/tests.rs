@@ -60,6 +60,20 @@ fn wait_for(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
     }
 }
 
+/// An agent connected to a fake gateway that forwards it a request `fwd-1` (`agent.ask`).
+fn forwarding_agent() -> (FakeGateway, GatewayClient) {
+    let fake = FakeGateway::start(Script {
+        forward: true,
+        ..Script::default()
+    });
+    let client = GatewayClient::connect(ClientOptions {
+        role: Role::Agent,
+        ..opts(&fake)
+    })
+    .unwrap();
+    (fake, client)
+}
+
 #[test]
 fn client_is_send_and_sync() {
     fn check<T: Send + Sync>() {}
@@ -397,15 +411,7 @@ fn ticks_keep_a_quiet_link_alive() {
 #[test]
 fn agent_receives_and_answers_forwarded_requests() {
     watchdog(10 * SEC, || {
-        let fake = FakeGateway::start(Script {
-            forward: true,
-            ..Script::default()
-        });
-        let client = GatewayClient::connect(ClientOptions {
-            role: Role::Agent,
-            ..opts(&fake)
-        })
-        .unwrap();
+        let (fake, client) = forwarding_agent();
         assert_eq!(fake.connects.recv_timeout(SEC).unwrap()["role"], "agent");
         let Some(Incoming::Request {
             request_id,
@@ -448,15 +454,7 @@ fn agent_receives_and_answers_forwarded_requests() {
 #[test]
 fn agent_error_answer_is_final() {
     watchdog(10 * SEC, || {
-        let fake = FakeGateway::start(Script {
-            forward: true,
-            ..Script::default()
-        });
-        let client = GatewayClient::connect(ClientOptions {
-            role: Role::Agent,
-            ..opts(&fake)
-        })
-        .unwrap();
+        let (fake, client) = forwarding_agent();
         let Some(Incoming::Request { request_id, .. }) = next(&client, 2 * SEC) else {
             panic!("no forwarded request");
         };

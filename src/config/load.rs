@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use super::{BindMode, Config, ConfigError, GatewayConfig, Overrides, Secret};
+use super::{BindMode, ChannelsConfig, Config, ConfigError, GatewayConfig, Overrides, Secret};
 use crate::paths::{ConfigLocation, Env};
 
 /// Far beyond any real config, small enough that pointing `--config` at a device or a log
@@ -108,40 +108,36 @@ fn apply_env(g: &mut GatewayConfig, env: Env) -> Result<()> {
 fn read_secret_files(c: &mut Config, base: &Path) -> Result<()> {
     let a = &mut c.gateway.auth;
     resolve(&mut a.token, &mut a.token_file, "gateway.auth.tokenFile", base)?;
-    let t = &mut c.channels.telegram;
-    if t.enabled {
-        resolve(
-            &mut t.bot_token,
-            &mut t.bot_token_file,
-            "channels.telegram.botTokenFile",
-            base,
-        )?;
-    }
-    let d = &mut c.channels.discord;
-    if d.enabled {
-        resolve(
-            &mut d.token,
-            &mut d.token_file,
-            "channels.discord.tokenFile",
-            base,
-        )?;
-    }
-    let s = &mut c.channels.slack;
-    if s.enabled {
-        resolve(
-            &mut s.app_token,
-            &mut s.app_token_file,
-            "channels.slack.appTokenFile",
-            base,
-        )?;
-        resolve(
-            &mut s.bot_token,
-            &mut s.bot_token_file,
-            "channels.slack.botTokenFile",
-            base,
-        )?;
+    for (secret, file, key) in enabled_channel_secrets(&mut c.channels) {
+        resolve(secret, file, &format!("{key}File"), base)?;
     }
     Ok(())
+}
+
+/// The secrets of the enabled channels, in a fixed order: each with its `*File` and its
+/// key (`channels.telegram.botToken`), which also names its systemd credential.
+fn enabled_channel_secrets(
+    ch: &mut ChannelsConfig,
+) -> Vec<(&mut Option<Secret>, &mut Option<PathBuf>, &'static str)> {
+    let mut secrets = Vec::new();
+    let t = &mut ch.telegram;
+    if t.enabled {
+        secrets.push((
+            &mut t.bot_token,
+            &mut t.bot_token_file,
+            "channels.telegram.botToken",
+        ));
+    }
+    let d = &mut ch.discord;
+    if d.enabled {
+        secrets.push((&mut d.token, &mut d.token_file, "channels.discord.token"));
+    }
+    let s = &mut ch.slack;
+    if s.enabled {
+        secrets.push((&mut s.app_token, &mut s.app_token_file, "channels.slack.appToken"));
+        secrets.push((&mut s.bot_token, &mut s.bot_token_file, "channels.slack.botToken"));
+    }
+    secrets
 }
 
 /// systemd credentials (`LoadCredential=`, `SetCredential=`): when `$CREDENTIALS_DIRECTORY`
@@ -183,33 +179,8 @@ fn read_credentials(c: &mut Config, env: Env) -> Result<()> {
             )?;
         }
     }
-    let t = &mut c.channels.telegram;
-    if t.enabled {
-        from_credential(
-            &mut t.bot_token,
-            &mut t.bot_token_file,
-            "channels.telegram.botToken",
-            &dir,
-        )?;
-    }
-    let d = &mut c.channels.discord;
-    if d.enabled {
-        from_credential(&mut d.token, &mut d.token_file, "channels.discord.token", &dir)?;
-    }
-    let s = &mut c.channels.slack;
-    if s.enabled {
-        from_credential(
-            &mut s.app_token,
-            &mut s.app_token_file,
-            "channels.slack.appToken",
-            &dir,
-        )?;
-        from_credential(
-            &mut s.bot_token,
-            &mut s.bot_token_file,
-            "channels.slack.botToken",
-            &dir,
-        )?;
+    for (secret, file, name) in enabled_channel_secrets(&mut c.channels) {
+        from_credential(secret, file, name, &dir)?;
     }
     Ok(())
 }
@@ -661,6 +632,16 @@ mod tests {
         dir.to_str().unwrap().to_owned()
     }
 
+    /// Load `f` with `$CREDENTIALS_DIRECTORY` set to `creds` (and nothing else).
+    fn load_with_credentials(f: &Fixture, creds: &str) -> Config {
+        load(
+            &f.loc,
+            &Overrides::default(),
+            &env(&[("CREDENTIALS_DIRECTORY", creds)]),
+        )
+        .unwrap()
+    }
+
     #[test]
     fn credentials_fill_unset_secrets_by_key_name() {
         let f = fixture(Some(
@@ -678,12 +659,7 @@ mod tests {
                 ("channels.discord.token", "unused: discord is disabled"),
             ],
         );
-        let c = load(
-            &f.loc,
-            &Overrides::default(),
-            &env(&[("CREDENTIALS_DIRECTORY", &creds)]),
-        )
-        .unwrap();
+        let c = load_with_credentials(&f, &creds);
         assert_eq!(c.gateway.auth.token.as_ref().unwrap().expose(), "gw-cred");
         assert_eq!(
             c.gateway.auth.token_file.as_deref(),
@@ -710,12 +686,7 @@ mod tests {
         let f = fixture(Some(r#"{"gateway": {"auth": {"tokenFile": "gw.token"}}}"#));
         fs::write(f.dir.path().join("etc/gw.token"), "from-file").unwrap();
         let creds = credentials(&f, &[("gateway.auth.token", "from-cred")]);
-        let c = load(
-            &f.loc,
-            &Overrides::default(),
-            &env(&[("CREDENTIALS_DIRECTORY", &creds)]),
-        )
-        .unwrap();
+        let c = load_with_credentials(&f, &creds);
         assert_eq!(c.gateway.auth.token.unwrap().expose(), "from-file");
         let f = fixture(Some("{}"));
         let vars = [
@@ -727,12 +698,7 @@ mod tests {
         // A password in the config means no token credential is read either.
         let f = fixture(Some(r#"{"gateway": {"auth": {"password": "pw"}}}"#));
         let creds = credentials(&f, &[("gateway.auth.token", "from-cred")]);
-        let c = load(
-            &f.loc,
-            &Overrides::default(),
-            &env(&[("CREDENTIALS_DIRECTORY", &creds)]),
-        )
-        .unwrap();
+        let c = load_with_credentials(&f, &creds);
         assert!(c.gateway.auth.token.is_none());
     }
 
@@ -740,12 +706,7 @@ mod tests {
     fn password_credential_and_conflicts() {
         let f = fixture(Some("{}"));
         let creds = credentials(&f, &[("gateway.auth.password", "pw-cred")]);
-        let c = load(
-            &f.loc,
-            &Overrides::default(),
-            &env(&[("CREDENTIALS_DIRECTORY", &creds)]),
-        )
-        .unwrap();
+        let c = load_with_credentials(&f, &creds);
         assert_eq!(c.gateway.auth.password.unwrap().expose(), "pw-cred");
         credentials(&f, &[("gateway.auth.token", "tok")]);
         let e = load_err(&f, &Overrides::default(), &[("CREDENTIALS_DIRECTORY", &creds)]);

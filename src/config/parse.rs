@@ -18,6 +18,7 @@ use super::{
     SPOOL_MAX_BYTES_RANGE, SPOOL_MAX_ENTRIES_RANGE, Secret, SlackConfig, SpoolConfig, TICK_INTERVAL_RANGE,
     TelegramConfig,
 };
+use crate::json_type::json_type_name;
 
 /// Known keys per object, in documentation order (error messages list them this way).
 pub(super) const ROOT_KEYS: &[&str] = &["gateway", "channels", "spool"];
@@ -320,7 +321,7 @@ impl<'a> Obj<'a> {
                 Err(self.err(key, "has leading or trailing whitespace; remove it"))
             }
             Some(Value::String(s)) => Ok(Some(Secret::new(s.clone()))),
-            Some(v) => Err(self.err(key, format!("expected a string, got {}", type_name(v)))),
+            Some(v) => Err(self.err(key, format!("expected a string, got {}", json_type_name(v)))),
         }
     }
 
@@ -456,20 +457,8 @@ fn got(v: &Value) -> String {
             let head: String = s.chars().take(60).collect();
             format!("{}…", Value::from(head))
         }
-        Value::Array(_) | Value::Object(_) => type_name(v).to_string(),
+        Value::Array(_) | Value::Object(_) => json_type_name(v).to_string(),
         other => other.to_string(),
-    }
-}
-
-/// The JSON type of a value, for messages that must not show the value itself.
-fn type_name(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
     }
 }
 

@@ -91,6 +91,25 @@ fn exec_start(p: &Params) -> String {
     format!("{} run --config {}", unit_arg(&p.exe), unit_arg(&p.config))
 }
 
+/// The `[Service]` settings both units share: how emonkd is started, reloaded, restarted,
+/// stopped and watched.
+fn service_settings(p: &Params) -> String {
+    format!(
+        r#"Type=notify
+NotifyAccess=main
+ExecStart={exec}
+ExecReload=/bin/kill -HUP $MAINPID
+Restart=on-failure
+RestartSec=2
+# 78: configuration error. Restarting cannot fix it; fix the config, then start again.
+RestartPreventExitStatus=78
+# emonkd bounds its own stop at 5 s.
+TimeoutStopSec=10
+WatchdogSec=30"#,
+        exec = exec_start(p),
+    )
+}
+
 /// The system unit (`/etc/systemd/system/emonkd.service`, `contrib/systemd/emonkd.service`).
 pub fn system_unit(p: &Params) -> String {
     format!(
@@ -111,17 +130,7 @@ Wants=network-online.target
 After=network-online.target
 
 [Service]
-Type=notify
-NotifyAccess=main
-ExecStart={exec}
-ExecReload=/bin/kill -HUP $MAINPID
-Restart=on-failure
-RestartSec=2
-# 78: configuration error. Restarting cannot fix it; fix the config, then start again.
-RestartPreventExitStatus=78
-# emonkd bounds its own stop at 5 s.
-TimeoutStopSec=10
-WatchdogSec=30
+{service}
 User={user}
 Group={user}
 StateDirectory=emonk
@@ -163,7 +172,7 @@ SystemCallErrorNumber=EPERM
 WantedBy=multi-user.target
 "#,
         token = SYSTEM_TOKEN,
-        exec = exec_start(p),
+        service = service_settings(p),
         user = p.user.as_deref().unwrap_or(SYSTEM_USER),
     )
 }
@@ -182,17 +191,7 @@ Description=emonk gateway daemon
 Documentation=man:emonkd(8) man:emonkd.json(5)
 
 [Service]
-Type=notify
-NotifyAccess=main
-ExecStart={exec}
-ExecReload=/bin/kill -HUP $MAINPID
-Restart=on-failure
-RestartSec=2
-# 78: configuration error. Restarting cannot fix it; fix the config, then start again.
-RestartPreventExitStatus=78
-# emonkd bounds its own stop at 5 s.
-TimeoutStopSec=10
-WatchdogSec=30
+{service}
 UMask=0077
 NoNewPrivileges=yes
 PrivateTmp=yes
@@ -205,7 +204,7 @@ SystemCallFilter=@system-service
 [Install]
 WantedBy=default.target
 "#,
-        exec = exec_start(p),
+        service = service_settings(p),
     )
 }
 

@@ -4,7 +4,7 @@
 use std::fs::{self, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value, json};
 
@@ -41,6 +41,16 @@ fn texts(entries: &[Entry]) -> Vec<String> {
 
 fn all(spool: &Spool) -> Vec<Entry> {
     spool.entries_after(0, usize::MAX)
+}
+
+/// A temp dir with a closed spool that took messages 1 to 3; the dir and the journal.
+fn closed_with_three() -> (tempfile::TempDir, PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    let journal = tmp.path().join(JOURNAL_FILE);
+    let mut s = open(tmp.path());
+    s.append("telegram", batch(&[1, 2, 3])).unwrap();
+    drop(s);
+    (tmp, journal)
 }
 
 fn mode(p: &Path) -> u32 {
@@ -151,11 +161,7 @@ fn duplicate_source_seqs_are_skipped() {
 
 #[test]
 fn torn_last_line_is_cut_and_complete_entries_recovered() {
-    let tmp = tempfile::tempdir().unwrap();
-    let journal = tmp.path().join(JOURNAL_FILE);
-    let mut s = open(tmp.path());
-    s.append("telegram", batch(&[1, 2, 3])).unwrap();
-    drop(s);
+    let (tmp, journal) = closed_with_three();
     let good = fs::read(&journal).unwrap();
 
     // A crash mid-append: the next record only partly reached the disk.
@@ -181,11 +187,7 @@ fn torn_last_line_is_cut_and_complete_entries_recovered() {
 
 #[test]
 fn crash_between_append_and_offset_confirmation_skips_only_what_was_spooled() {
-    let tmp = tempfile::tempdir().unwrap();
-    let journal = tmp.path().join(JOURNAL_FILE);
-    let mut s = open(tmp.path());
-    s.append("telegram", batch(&[1, 2, 3])).unwrap();
-    drop(s);
+    let (tmp, journal) = closed_with_three();
     // Power loss mid-batch: two whole lines survived, the third is gone entirely.
     let text = fs::read_to_string(&journal).unwrap();
     let two: String = text.split_inclusive('\n').take(2).collect();
@@ -200,11 +202,7 @@ fn crash_between_append_and_offset_confirmation_skips_only_what_was_spooled() {
 
 #[test]
 fn corrupt_middle_line_is_skipped() {
-    let tmp = tempfile::tempdir().unwrap();
-    let journal = tmp.path().join(JOURNAL_FILE);
-    let mut s = open(tmp.path());
-    s.append("telegram", batch(&[1, 2, 3])).unwrap();
-    drop(s);
+    let (tmp, journal) = closed_with_three();
     let text = fs::read_to_string(&journal).unwrap();
     let lines: Vec<&str> = text.split_inclusive('\n').collect();
     let mangled = format!("{}\u{0}garbage{{\n{}", lines[0], lines[2]);

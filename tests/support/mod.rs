@@ -6,6 +6,7 @@
 #![allow(dead_code)] // each test file uses a different subset
 
 pub mod fake_telegram;
+pub mod telegram;
 
 use std::io::{BufRead, BufReader};
 use std::net::TcpStream;

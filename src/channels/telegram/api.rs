@@ -22,6 +22,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
+use crate::json_type::json_type_name;
 use crate::protocol::{ErrorBody, ErrorCode};
 
 /// Largest response body read. A full `getUpdates` batch (100 updates) is far below this; a
@@ -344,7 +345,7 @@ impl BotApi {
             Value::Array(updates) => Ok(updates),
             other => Err(ApiError::Malformed(format!(
                 "getUpdates result is not an array but {}",
-                json_kind(&other)
+                json_type_name(&other)
             ))),
         }
     }
@@ -355,7 +356,7 @@ impl BotApi {
             message @ Value::Object(_) => Ok(message),
             other => Err(ApiError::Malformed(format!(
                 "sendMessage result is not a Message but {}",
-                json_kind(&other)
+                json_type_name(&other)
             ))),
         }
     }
@@ -435,17 +436,6 @@ fn redact(text: &str, token: &str) -> String {
         text.to_owned()
     } else {
         text.replace(token, "<redacted>")
-    }
-}
-
-fn json_kind(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
     }
 }
 
