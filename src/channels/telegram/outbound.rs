@@ -17,9 +17,9 @@ use serde_json::{Value, json};
 
 use super::api::{ApiError, BotApi, SendMessage};
 use super::ratelimit::RateLimiter;
-use super::split::split_text;
 use super::worker::CallResult;
 use crate::channels::calls::{CallId, Calls};
+use crate::channels::split::split_text;
 use crate::channels::{SendJob, TextFormat};
 use crate::protocol::{ErrorBody, ErrorCode};
 
