@@ -126,11 +126,12 @@ enum Reply {
     Hangup,
 }
 
-struct Request {
-    target: String,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-    keep_alive: bool,
+/// One HTTP request as read by [`read_request`] (also used by the other fakes).
+pub struct Request {
+    pub target: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+    pub keep_alive: bool,
 }
 
 impl FakeTelegram {
@@ -559,7 +560,7 @@ fn serve_connection(shared: &Shared, stream: TcpStream) {
 }
 
 /// Read one request; `None` on a clean EOF between requests.
-fn read_request(reader: &mut impl BufRead) -> io::Result<Option<Request>> {
+pub fn read_request(reader: &mut impl BufRead) -> io::Result<Option<Request>> {
     // RFC 9112 2.2: ignore empty lines before a request line.
     let line = loop {
         match read_line(reader)? {

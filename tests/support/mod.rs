@@ -5,7 +5,9 @@
 
 #![allow(dead_code)] // each test file uses a different subset
 
+pub mod fake_slack;
 pub mod fake_telegram;
+pub mod slack;
 pub mod telegram;
 
 use std::io::{BufRead, BufReader};

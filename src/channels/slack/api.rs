@@ -1,0 +1,362 @@
+//! A blocking Slack Web API client over one shared `ureq::Agent`.
+//!
+//! Requests are `POST {apiBaseUrl}/{method}` with `Authorization: Bearer <token>` and a JSON
+//! body. Slack reports most errors as HTTP 200 `{"ok":false,"error":"..."}`; a rate limit is
+//! HTTP 429 with a `Retry-After` header. Errors are classified by what the caller must do
+//! next ([`ApiError`]); like the Telegram client, only a request that surely never reached
+//! Slack ([`ApiError::Connect`]) may be sent again without risking a duplicate message.
+//!
+//! Tokens appear only in the `Authorization` header, never in URLs, errors or `Debug`.
+
+use std::fmt;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::channels::telegram::api as tg;
+use crate::protocol::{ErrorBody, ErrorCode};
+
+/// Largest response body read.
+const MAX_RESPONSE_BYTES: u64 = 4 * 1024 * 1024;
+/// Upper bound for name resolution and connection setup, each.
+const MAX_SETUP_TIMEOUT: Duration = Duration::from_secs(10);
+/// Wait used when a 429 carries no usable `Retry-After` (never zero).
+const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(5);
+/// Longest piece of an unexpected body quoted in an error.
+const SNIPPET_CHARS: usize = 120;
+
+/// Why a Web API call failed. Each variant says what the caller should do.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ApiError {
+    /// `invalid_auth`, `not_authed`, `account_inactive`, `token_revoked`, ...: the token is
+    /// wrong. Retrying will not help: report it and wait for a config change.
+    Unauthorized(String),
+    /// `channel_not_found` and other unknown targets.
+    NotFound(String),
+    /// `not_in_channel`, `restricted_action`, ...: the bot may not post there.
+    Forbidden(String),
+    /// `msg_too_long`, `no_text`, `invalid_arguments`, ...: the request itself is wrong.
+    BadRequest(String),
+    /// `too_many_websockets` from `apps.connections.open`: the app holds Slack's maximum of
+    /// Socket Mode connections (other instances of this app?). Back off for longer.
+    TooManySockets,
+    /// HTTP 429: wait `retry_after`, then the same request may be sent again.
+    RateLimited { retry_after: Duration },
+    /// 5xx or `internal_error`/`fatal_error`/`service_unavailable`: outcome unknown.
+    Server(String),
+    /// The request surely never reached Slack: a send may be retried after a backoff.
+    Connect(String),
+    /// The request was (maybe) sent but no complete answer came: do not retry a send.
+    Network(String),
+    /// Not the Web API's JSON answer, or any other `ok:false` error.
+    Other(String),
+}
+
+impl ApiError {
+    /// The error as `channels.send` reports it on the wire. A refused bot token is the
+    /// gateway's configuration problem, not the caller's: `UNAVAILABLE`, like Telegram.
+    pub fn to_error_body(&self) -> ErrorBody {
+        let message = format!("slack: {self}");
+        match self {
+            ApiError::Unauthorized(_) => ErrorBody::new(
+                ErrorCode::Unavailable,
+                format!("{message}; fix channels.slack.botToken"),
+            ),
+            ApiError::NotFound(_) => ErrorBody::new(ErrorCode::NotFound, message),
+            ApiError::Forbidden(_) => ErrorBody::new(ErrorCode::Forbidden, message),
+            ApiError::BadRequest(_) => ErrorBody::new(ErrorCode::InvalidRequest, message),
+            ApiError::RateLimited { retry_after } => {
+                let ms = u64::try_from(retry_after.as_millis()).unwrap_or(u64::MAX);
+                ErrorBody::retryable(ErrorCode::RateLimited, message, Some(ms))
+            }
+            ApiError::TooManySockets | ApiError::Server(_) | ApiError::Connect(_) | ApiError::Network(_) => {
+                ErrorBody::retryable(ErrorCode::Unavailable, message, None)
+            }
+            ApiError::Other(_) => ErrorBody::new(ErrorCode::Unavailable, message),
+        }
+    }
+}
+
+impl fmt::Display for ApiError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ApiError::Unauthorized(e) => write!(f, "token rejected ({e})"),
+            ApiError::NotFound(e) | ApiError::Forbidden(e) | ApiError::BadRequest(e) => f.write_str(e),
+            ApiError::TooManySockets => f.write_str(
+                "too_many_websockets: the app already holds Slack's maximum of Socket Mode connections",
+            ),
+            ApiError::RateLimited { retry_after } => {
+                write!(f, "ratelimited (retry after {} s)", retry_after.as_secs())
+            }
+            ApiError::Server(e) => write!(f, "server error ({e}); outcome unknown"),
+            ApiError::Connect(e) => write!(f, "cannot connect: {e}"),
+            ApiError::Network(e) => write!(f, "request failed after sending, outcome unknown: {e}"),
+            ApiError::Other(e) => f.write_str(e),
+        }
+    }
+}
+
+impl std::error::Error for ApiError {}
+
+/// What `auth.test` says about the bot token.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Identity {
+    pub user_id: String,
+    pub bot_id: Option<String>,
+    pub user: Option<String>,
+    pub team: Option<String>,
+}
+
+/// A Web API client. Cheap to clone: clones share one connection pool.
+#[derive(Clone)]
+pub struct WebApi {
+    agent: ureq::Agent,
+    base_url: String,
+}
+
+impl fmt::Debug for WebApi {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WebApi")
+            .field("base_url", &self.base_url)
+            .finish()
+    }
+}
+
+impl WebApi {
+    pub fn new(base_url: &str) -> WebApi {
+        let config = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(60)))
+            .max_redirects(0)
+            .max_redirects_will_error(false)
+            .user_agent(concat!("emonkd/", env!("CARGO_PKG_VERSION")))
+            .build();
+        WebApi {
+            agent: ureq::Agent::new_with_config(config),
+            base_url: base_url.trim_end_matches('/').to_owned(),
+        }
+    }
+
+    /// Abort every call in flight (they fail with [`ApiError::Network`]); for a stop.
+    pub fn shutdown(&self) {
+        self.agent.clone().shutdown();
+    }
+
+    /// `auth.test` with the bot token: who the bot is.
+    pub fn auth_test(&self, token: &str, timeout: Duration) -> Result<Identity, ApiError> {
+        let v = self.call("auth.test", token, &json!({}), timeout)?;
+        let s = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_owned);
+        Ok(Identity {
+            user_id: s("user_id").ok_or_else(|| ApiError::Other("auth.test without user_id".into()))?,
+            bot_id: s("bot_id"),
+            user: s("user"),
+            team: s("team"),
+        })
+    }
+
+    /// `apps.connections.open` with the app-level token: a fresh Socket Mode URL.
+    pub fn connections_open(&self, app_token: &str, timeout: Duration) -> Result<String, ApiError> {
+        let v = self.call("apps.connections.open", app_token, &json!({}), timeout)?;
+        v.get("url")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .ok_or_else(|| ApiError::Other("apps.connections.open without url".into()))
+    }
+
+    /// `chat.postMessage`: the `ts` of the new message.
+    pub fn post_message(
+        &self,
+        token: &str,
+        channel: &str,
+        text: &str,
+        thread_ts: Option<&str>,
+        timeout: Duration,
+    ) -> Result<String, ApiError> {
+        let mut body = json!({"channel": channel, "text": text});
+        if let Some(ts) = thread_ts {
+            body["thread_ts"] = json!(ts);
+        }
+        let v = self.call("chat.postMessage", token, &body, timeout)?;
+        v.get("ts")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .ok_or_else(|| ApiError::Other("chat.postMessage answer without ts".into()))
+    }
+
+    fn call(&self, method: &str, token: &str, body: &Value, timeout: Duration) -> Result<Value, ApiError> {
+        let url = format!("{}/{method}", self.base_url);
+        let setup = (timeout / 2).min(MAX_SETUP_TIMEOUT);
+        log::trace!("slack: {method} (timeout {timeout:?})");
+        let sent = self
+            .agent
+            .post(&url)
+            .header("content-type", "application/json; charset=utf-8")
+            .header("authorization", &format!("Bearer {token}"))
+            .config()
+            .timeout_global(Some(timeout))
+            .timeout_resolve(Some(setup))
+            .timeout_connect(Some(setup))
+            .build()
+            .send(body.to_string().as_bytes());
+        let result = match sent {
+            Ok(mut response) => {
+                let status = response.status().as_u16();
+                let retry_after = response
+                    .headers()
+                    .get("retry-after")
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned);
+                match response
+                    .body_mut()
+                    .with_config()
+                    .limit(MAX_RESPONSE_BYTES)
+                    .read_to_vec()
+                {
+                    Ok(body) => parse_answer(status, retry_after.as_deref(), &body),
+                    Err(e) => Err(ApiError::Network(format!("reading the {method} response: {e}"))),
+                }
+            }
+            Err(e) => Err(match tg::classify_transport(&e) {
+                tg::ApiError::Connect(text) => ApiError::Connect(text),
+                other => ApiError::Network(other.to_string()),
+            }),
+        };
+        if let Err(e) = &result {
+            log::debug!("slack: {method} failed: {e}");
+        }
+        result
+    }
+}
+
+/// Decode a Web API answer: 429 is a rate limit whatever the body; `{"ok":true,..}` is the
+/// answer; `{"ok":false,"error":E}` is classified by E; anything else by the HTTP status.
+pub fn parse_answer(status: u16, retry_after: Option<&str>, body: &[u8]) -> Result<Value, ApiError> {
+    if status == 429 {
+        let wait = retry_after
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .filter(|&s| s > 0)
+            .map_or(DEFAULT_RETRY_AFTER, Duration::from_secs);
+        return Err(ApiError::RateLimited { retry_after: wait });
+    }
+    match serde_json::from_slice::<Value>(body) {
+        Ok(v) if v.get("ok") == Some(&Value::Bool(true)) => Ok(v),
+        Ok(v) if v.get("ok") == Some(&Value::Bool(false)) => {
+            let error = v.get("error").and_then(Value::as_str).unwrap_or("unknown_error");
+            Err(classify_error(error))
+        }
+        _ => {
+            let snippet: String = String::from_utf8_lossy(body)
+                .chars()
+                .take(SNIPPET_CHARS)
+                .collect();
+            let what = format!("HTTP {status} without a Web API answer: {snippet:?}");
+            Err(if status >= 500 {
+                ApiError::Server(what)
+            } else {
+                ApiError::Other(what)
+            })
+        }
+    }
+}
+
+/// Map Slack's `error` string to what the caller must do.
+pub fn classify_error(error: &str) -> ApiError {
+    let e = error.to_owned();
+    match error {
+        "invalid_auth"
+        | "not_authed"
+        | "account_inactive"
+        | "token_revoked"
+        | "token_expired"
+        | "no_permission"
+        | "not_allowed_token_type"
+        | "invalid_token" => ApiError::Unauthorized(e),
+        "channel_not_found" | "user_not_found" | "thread_not_found" | "message_not_found" => {
+            ApiError::NotFound(e)
+        }
+        "not_in_channel"
+        | "restricted_action"
+        | "is_archived"
+        | "missing_scope"
+        | "restricted_action_read_only_channel"
+        | "restricted_action_thread_only_channel"
+        | "restricted_action_non_threadable_channel"
+        | "ekm_access_denied" => ApiError::Forbidden(e),
+        "msg_too_long"
+        | "no_text"
+        | "invalid_arguments"
+        | "invalid_blocks"
+        | "too_many_attachments"
+        | "invalid_thread_ts"
+        | "invalid_form_data"
+        | "invalid_json"
+        | "json_not_object" => ApiError::BadRequest(e),
+        "too_many_websockets" => ApiError::TooManySockets,
+        "ratelimited" => ApiError::RateLimited {
+            retry_after: DEFAULT_RETRY_AFTER,
+        },
+        "internal_error" | "fatal_error" | "service_unavailable" | "request_timeout" => ApiError::Server(e),
+        _ => ApiError::Other(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(status: u16, retry: Option<&str>, body: &str) -> ApiError {
+        parse_answer(status, retry, body.as_bytes()).unwrap_err()
+    }
+
+    #[test]
+    fn ok_false_errors_map_to_contract_codes() {
+        let code = |e: &str| {
+            err(200, None, &format!(r#"{{"ok":false,"error":"{e}"}}"#))
+                .to_error_body()
+                .code
+        };
+        assert_eq!(code("invalid_auth"), ErrorCode::Unavailable);
+        assert_eq!(code("channel_not_found"), ErrorCode::NotFound);
+        assert_eq!(code("not_in_channel"), ErrorCode::Forbidden);
+        assert_eq!(code("restricted_action"), ErrorCode::Forbidden);
+        assert_eq!(code("msg_too_long"), ErrorCode::InvalidRequest);
+        assert_eq!(code("no_text"), ErrorCode::InvalidRequest);
+        assert_eq!(code("invalid_arguments"), ErrorCode::InvalidRequest);
+        assert!(matches!(
+            err(200, None, r#"{"ok":false,"error":"not_authed"}"#),
+            ApiError::Unauthorized(_)
+        ));
+        assert!(matches!(
+            err(200, None, r#"{"ok":false,"error":"account_inactive"}"#),
+            ApiError::Unauthorized(_)
+        ));
+    }
+
+    #[test]
+    fn rate_limit_takes_retry_after_from_the_header() {
+        assert_eq!(
+            err(429, Some("3"), r#"{"ok":false,"error":"ratelimited"}"#),
+            ApiError::RateLimited {
+                retry_after: Duration::from_secs(3)
+            }
+        );
+        assert_eq!(
+            err(429, None, ""),
+            ApiError::RateLimited {
+                retry_after: DEFAULT_RETRY_AFTER
+            }
+        );
+        let body = err(429, Some("2"), "").to_error_body();
+        assert_eq!(body.code, ErrorCode::RateLimited);
+    }
+
+    #[test]
+    fn server_errors_are_retryable_and_garbage_is_not() {
+        let e = err(503, None, "<html>");
+        assert!(matches!(e, ApiError::Server(_)));
+        assert!(e.to_error_body().retryable);
+        assert!(matches!(err(200, None, "<html>"), ApiError::Other(_)));
+        let ok = parse_answer(200, None, br#"{"ok":true,"ts":"1.2"}"#).unwrap();
+        assert_eq!(ok["ts"], "1.2");
+    }
+}

@@ -1,0 +1,725 @@
+//! A fake Slack for integration tests: the Web API over HTTP and Socket Mode over WebSocket,
+//! both on 127.0.0.1:0.
+//!
+//! HTTP (`POST /{method}`, `Authorization: Bearer`, JSON bodies; requests are read with the
+//! Telegram fake's parser): `auth.test` (bot token), `apps.connections.open` (app token;
+//! answers `ws://127.0.0.1:PORT/link/?ticket=T` with a fresh single-use ticket),
+//! `chat.postMessage` (bot token; records sends, hands out increasing `ts`). Errors are
+//! Slack's: HTTP 200 `{"ok":false,"error":..}`, or 429 with `Retry-After`. Faults can be
+//! scripted per method.
+//!
+//! Socket Mode (`tungstenite::accept_hdr` on each accepted stream, a thread per
+//! connection): a socket with a valid ticket gets `hello`, then `events_api` envelopes. Each
+//! envelope goes to the newest healthy socket; acks are recorded, and an envelope not acked
+//! within the redelivery time is delivered again (same `envelope_id` and `event_id`, up to 3
+//! times), on whichever socket is newest then. Scriptable per socket: `disconnect` with a
+//! reason (the socket stays open until the client closes it, like Slack's refresh), going
+//! silent (no reads, no pongs, no frames: half-open), dropping the TCP connection, and
+//! sending any frame on it.
+//!
+//! Every wait is bounded and dropping the fake stops and joins all its threads.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::io::{BufReader, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde_json::{Value, json};
+use tungstenite::Message;
+use tungstenite::handshake::server::{ErrorResponse, Request as WsRequest, Response as WsResponse};
+
+use super::fake_telegram::read_request;
+
+pub const APP_TOKEN: &str = "xapp-1-TEST";
+pub const BOT_TOKEN: &str = "xoxb-TEST";
+pub const BOT_USER: &str = "UBOT";
+pub const BOT_ID: &str = "BBOT";
+
+/// A scripted failure for the next request of one method.
+#[derive(Clone, Debug)]
+pub enum Fault {
+    /// HTTP 200 `{"ok":false,"error":E}`.
+    Error(&'static str),
+    /// HTTP 429 with `Retry-After: N` and `{"ok":false,"error":"ratelimited"}`.
+    RateLimited(u64),
+    /// This HTTP status with a non-JSON body.
+    Status(u16),
+}
+
+/// Something to do on one socket.
+#[derive(Clone, Debug)]
+enum SockCmd {
+    Frame(Value),
+    Silent,
+    Drop,
+}
+
+/// What the fake knows about one Socket Mode connection.
+#[derive(Clone, Debug)]
+pub struct SockInfo {
+    pub id: u64,
+    pub opened: Instant,
+    /// When it ended, and whether the client closed it (close frame or EOF) rather than us.
+    pub closed: Option<(Instant, bool)>,
+    /// A `disconnect` was sent on it: no new envelopes go there.
+    pub disconnected: bool,
+    pub silent: bool,
+}
+
+struct Outstanding {
+    envelope: Value,
+    sent: Instant,
+    attempts: u32,
+}
+
+struct State {
+    bot_token: String,
+    app_token: String,
+    tickets: HashSet<String>,
+    next_ticket: u64,
+    sockets: Vec<SockInfo>,
+    cmds: HashMap<u64, VecDeque<SockCmd>>,
+    pending: VecDeque<Value>,
+    outstanding: HashMap<String, Outstanding>,
+    acks: Vec<String>,
+    /// Deliveries as (socket id, envelope_id).
+    deliveries: Vec<(u64, String)>,
+    redeliver_after: Duration,
+    /// Acks are recorded but otherwise ignored (so every envelope is redelivered).
+    ignore_acks: bool,
+    next_event: u64,
+    next_ts: u64,
+    sent: Vec<(Instant, Value)>,
+    requests: Vec<(String, Value)>,
+    faults: HashMap<String, VecDeque<Fault>>,
+}
+
+struct Shared {
+    state: Mutex<State>,
+    changed: Condvar,
+    stopping: AtomicBool,
+    streams: Mutex<Vec<TcpStream>>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+    ws_addr: SocketAddr,
+}
+
+pub struct FakeSlack {
+    shared: Arc<Shared>,
+    http_addr: SocketAddr,
+    acceptors: Vec<JoinHandle<()>>,
+}
+
+impl FakeSlack {
+    pub fn start() -> FakeSlack {
+        let http = TcpListener::bind("127.0.0.1:0").unwrap();
+        let ws = TcpListener::bind("127.0.0.1:0").unwrap();
+        let http_addr = http.local_addr().unwrap();
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State {
+                bot_token: BOT_TOKEN.into(),
+                app_token: APP_TOKEN.into(),
+                tickets: HashSet::new(),
+                next_ticket: 0,
+                sockets: Vec::new(),
+                cmds: HashMap::new(),
+                pending: VecDeque::new(),
+                outstanding: HashMap::new(),
+                acks: Vec::new(),
+                deliveries: Vec::new(),
+                redeliver_after: Duration::from_secs(2),
+                ignore_acks: false,
+                next_event: 0,
+                next_ts: 0,
+                sent: Vec::new(),
+                requests: Vec::new(),
+                faults: HashMap::new(),
+            }),
+            changed: Condvar::new(),
+            stopping: AtomicBool::new(false),
+            streams: Mutex::new(Vec::new()),
+            threads: Mutex::new(Vec::new()),
+            ws_addr: ws.local_addr().unwrap(),
+        });
+        let acceptors = vec![
+            spawn_acceptor(&shared, http, "fake-slack-http", serve_http),
+            spawn_acceptor(&shared, ws, "fake-slack-ws", serve_socket),
+        ];
+        FakeSlack {
+            shared,
+            http_addr,
+            acceptors,
+        }
+    }
+
+    /// `http://127.0.0.1:PORT`, to use as `apiBaseUrl`.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.http_addr)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.shared.lock()
+    }
+
+    /// Queue a message event; returns its `(envelope_id, event_id)`.
+    pub fn push_message(&self, channel: &str, user: &str, text: &str) -> (String, String) {
+        self.push_event(
+            json!({"type": "message", "channel": channel, "channel_type": channel_type(channel),
+            "user": user, "text": text}),
+        )
+    }
+
+    /// Queue an event (`ts` and `event_ts` are filled in when missing); returns its ids.
+    pub fn push_event(&self, event: Value) -> (String, String) {
+        let envelope = self.envelope(event);
+        let ids = ids_of(&envelope);
+        let mut st = self.lock();
+        st.pending.push_back(envelope);
+        self.shared.changed.notify_all();
+        ids
+    }
+
+    /// Build an `events_api` envelope for `event` without queueing it.
+    pub fn envelope(&self, mut event: Value) -> Value {
+        let mut st = self.lock();
+        st.next_event += 1;
+        let n = st.next_event;
+        let ts = st.next_ts();
+        if event.get("ts").is_none() {
+            event["ts"] = json!(ts);
+        }
+        if event.get("event_ts").is_none() {
+            event["event_ts"] = event["ts"].clone();
+        }
+        json!({"envelope_id": format!("env-{n}"), "type": "events_api", "accepts_response_payload": false,
+            "payload": {"team_id": "T1", "api_app_id": "A1", "type": "event_callback",
+                "event_id": format!("Ev{n:06}"), "event_time": n, "event": event}})
+    }
+
+    /// Send `frame` on socket `id` now (for a redelivery the client already acked, or an
+    /// envelope across a refresh), bypassing ack tracking.
+    pub fn send_on(&self, id: u64, frame: Value) {
+        self.command(id, SockCmd::Frame(frame));
+    }
+
+    /// Send `disconnect` with `reason` on socket `id`; it stays open until the client closes
+    /// it, and gets no new envelopes.
+    pub fn disconnect(&self, id: u64, reason: &str) {
+        let frame = json!({"type": "disconnect", "reason": reason,
+            "debug_info": {"host": "fake-slack"}});
+        let mut st = self.lock();
+        if let Some(s) = st.sockets.iter_mut().find(|s| s.id == id) {
+            s.disconnected = true;
+        }
+        st.cmds.entry(id).or_default().push_back(SockCmd::Frame(frame));
+        self.shared.changed.notify_all();
+    }
+
+    /// Socket `id` stops reading and writing but keeps the TCP connection open.
+    pub fn go_silent(&self, id: u64) {
+        self.command(id, SockCmd::Silent);
+    }
+
+    /// Socket `id` is dropped without a close frame.
+    pub fn drop_socket(&self, id: u64) {
+        self.command(id, SockCmd::Drop);
+    }
+
+    fn command(&self, id: u64, cmd: SockCmd) {
+        let mut st = self.lock();
+        st.cmds.entry(id).or_default().push_back(cmd);
+        self.shared.changed.notify_all();
+    }
+
+    pub fn set_ignore_acks(&self, on: bool) {
+        self.lock().ignore_acks = on;
+    }
+
+    pub fn fail_next(&self, method: &str, fault: Fault) {
+        self.lock()
+            .faults
+            .entry(method.into())
+            .or_default()
+            .push_back(fault);
+    }
+
+    pub fn sockets(&self) -> Vec<SockInfo> {
+        self.lock().sockets.clone()
+    }
+
+    pub fn acks(&self) -> Vec<String> {
+        self.lock().acks.clone()
+    }
+
+    pub fn deliveries(&self) -> Vec<(u64, String)> {
+        self.lock().deliveries.clone()
+    }
+
+    /// chat.postMessage bodies that succeeded, with when they arrived.
+    pub fn sent(&self) -> Vec<(Instant, Value)> {
+        self.lock().sent.clone()
+    }
+
+    pub fn request_count(&self, method: &str) -> usize {
+        self.lock().requests.iter().filter(|(m, _)| m == method).count()
+    }
+
+    /// Wait until `ready` holds (bounded).
+    pub fn wait(&self, timeout: Duration, ready: impl Fn(&FakeView) -> bool) -> bool {
+        self.shared.wait_until(timeout, |st| {
+            ready(&FakeView {
+                sockets: &st.sockets,
+                acks: &st.acks,
+                sent: st.sent.len(),
+            })
+        })
+    }
+
+    /// Wait until `n` sockets have been opened; the newest one's id.
+    pub fn wait_sockets(&self, n: usize, timeout: Duration) -> u64 {
+        assert!(
+            self.wait(timeout, |v| v.sockets.len() >= n),
+            "fewer than {n} Socket Mode connections: {:?}",
+            self.sockets()
+        );
+        self.sockets()[n - 1].id
+    }
+}
+
+/// A read-only view for [`FakeSlack::wait`].
+pub struct FakeView<'a> {
+    pub sockets: &'a [SockInfo],
+    pub acks: &'a [String],
+    pub sent: usize,
+}
+
+impl Drop for FakeSlack {
+    fn drop(&mut self) {
+        self.shared.stopping.store(true, Ordering::SeqCst);
+        self.shared.changed.notify_all();
+        for addr in [self.http_addr, self.shared.ws_addr] {
+            let _ = TcpStream::connect_timeout(&addr, Duration::from_secs(1));
+        }
+        for a in self.acceptors.drain(..) {
+            let _ = a.join();
+        }
+        for s in self
+            .shared
+            .streams
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+        {
+            let _ = s.shutdown(Shutdown::Both);
+        }
+        let threads =
+            std::mem::take(&mut *self.shared.threads.lock().unwrap_or_else(PoisonError::into_inner));
+        for t in threads {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn stopping(&self) -> bool {
+        self.stopping.load(Ordering::SeqCst)
+    }
+
+    fn wait_until(&self, timeout: Duration, ready: impl Fn(&State) -> bool) -> bool {
+        let deadline = Instant::now() + timeout;
+        let mut st = self.lock();
+        loop {
+            if ready(&st) {
+                return true;
+            }
+            let now = Instant::now();
+            if now >= deadline || self.stopping() {
+                return false;
+            }
+            st = self
+                .changed
+                .wait_timeout(st, (deadline - now).min(Duration::from_millis(50)))
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+    }
+}
+
+impl State {
+    fn next_ts(&mut self) -> String {
+        self.next_ts += 1;
+        let secs = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        format!("{secs}.{:06}", self.next_ts)
+    }
+
+    /// The socket new envelopes go to: the newest open one that said hello and was neither
+    /// disconnected nor silenced.
+    fn target(&self) -> Option<u64> {
+        self.sockets
+            .iter()
+            .rev()
+            .find(|s| s.closed.is_none() && !s.disconnected && !s.silent)
+            .map(|s| s.id)
+    }
+}
+
+fn channel_type(channel: &str) -> &'static str {
+    match channel.chars().next() {
+        Some('D') => "im",
+        Some('G') => "group",
+        _ => "channel",
+    }
+}
+
+fn ids_of(envelope: &Value) -> (String, String) {
+    (
+        envelope["envelope_id"].as_str().unwrap_or_default().to_owned(),
+        envelope["payload"]["event_id"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned(),
+    )
+}
+
+fn spawn_acceptor(
+    shared: &Arc<Shared>,
+    listener: TcpListener,
+    name: &str,
+    serve: fn(&Arc<Shared>, TcpStream),
+) -> JoinHandle<()> {
+    let shared = shared.clone();
+    let name = name.to_owned();
+    thread::Builder::new()
+        .name(name.clone())
+        .spawn(move || {
+            for stream in listener.incoming() {
+                if shared.stopping() {
+                    return;
+                }
+                let Ok(stream) = stream else {
+                    thread::sleep(Duration::from_millis(10));
+                    continue;
+                };
+                if let Ok(clone) = stream.try_clone() {
+                    shared
+                        .streams
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .push(clone);
+                }
+                let worker = shared.clone();
+                if let Ok(h) = thread::Builder::new()
+                    .name(format!("{name}-conn"))
+                    .spawn(move || serve(&worker, stream))
+                {
+                    shared
+                        .threads
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .push(h);
+                }
+            }
+        })
+        .unwrap()
+}
+
+// ---- HTTP ----
+
+fn serve_http(shared: &Arc<Shared>, stream: TcpStream) {
+    let Ok(read_half) = stream.try_clone() else { return };
+    let mut reader = BufReader::new(read_half);
+    let mut writer = stream;
+    while let Ok(Some(request)) = read_request(&mut reader) {
+        if shared.stopping() {
+            return;
+        }
+        let (status, headers, body) = handle_http(shared, &request);
+        let reason = match status {
+            200 => "OK",
+            429 => "Too Many Requests",
+            _ => "Error",
+        };
+        let mut out = format!(
+            "HTTP/1.1 {status} {reason}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: {}\r\n",
+            body.len()
+        );
+        for (k, v) in headers {
+            out.push_str(&format!("{k}: {v}\r\n"));
+        }
+        out.push_str("\r\n");
+        out.push_str(&body);
+        if writer.write_all(out.as_bytes()).is_err() || !request.keep_alive {
+            return;
+        }
+    }
+}
+
+fn handle_http(
+    shared: &Shared,
+    request: &super::fake_telegram::Request,
+) -> (u16, Vec<(String, String)>, String) {
+    let method = request
+        .target
+        .trim_start_matches('/')
+        .split('?')
+        .next()
+        .unwrap_or("")
+        .to_owned();
+    let body: Value = serde_json::from_slice(&request.body).unwrap_or(json!({}));
+    let auth = request
+        .headers
+        .iter()
+        .find(|(k, _)| k == "authorization")
+        .and_then(|(_, v)| v.strip_prefix("Bearer "))
+        .map(str::to_owned);
+    let mut st = shared.lock();
+    st.requests.push((method.clone(), body.clone()));
+    shared.changed.notify_all();
+    let ok = |v: Value| (200, Vec::new(), v.to_string());
+    let err = |e: &str| (200, Vec::new(), json!({"ok": false, "error": e}).to_string());
+    if let Some(fault) = st.faults.get_mut(&method).and_then(VecDeque::pop_front) {
+        return match fault {
+            Fault::Error(e) => err(e),
+            Fault::RateLimited(secs) => (
+                429,
+                vec![("Retry-After".into(), secs.to_string())],
+                json!({"ok": false, "error": "ratelimited"}).to_string(),
+            ),
+            Fault::Status(status) => (status, Vec::new(), "<html>fake-slack trouble</html>".into()),
+        };
+    }
+    let expected = match method.as_str() {
+        "apps.connections.open" => st.app_token.clone(),
+        "auth.test" | "chat.postMessage" => st.bot_token.clone(),
+        _ => return err("unknown_method"),
+    };
+    match auth {
+        None => return err("not_authed"),
+        Some(t) if t != expected => return err("invalid_auth"),
+        Some(_) => {}
+    }
+    match method.as_str() {
+        "auth.test" => ok(
+            json!({"ok": true, "url": "https://fake.slack.com/", "team": "Fake Team",
+            "user": "emonk", "team_id": "T1", "user_id": BOT_USER, "bot_id": BOT_ID}),
+        ),
+        "apps.connections.open" => {
+            st.next_ticket += 1;
+            let ticket = format!("ticket-{}", st.next_ticket);
+            st.tickets.insert(ticket.clone());
+            ok(json!({"ok": true, "url": format!("ws://{}/link/?ticket={ticket}&app_id=A1", shared.ws_addr)}))
+        }
+        _ => {
+            let channel = body["channel"].as_str().unwrap_or("");
+            let text = body["text"].as_str().unwrap_or("");
+            if channel.is_empty() {
+                return err("channel_not_found");
+            }
+            if channel.starts_with("CMISSING") {
+                return err("channel_not_found");
+            }
+            if channel.starts_with("COUT") {
+                return err("not_in_channel");
+            }
+            if text.is_empty() {
+                return err("no_text");
+            }
+            if text.chars().count() > 40_000 {
+                return err("msg_too_long");
+            }
+            let ts = st.next_ts();
+            let mut message =
+                json!({"type": "message", "user": BOT_USER, "bot_id": BOT_ID, "text": text, "ts": ts});
+            if let Some(t) = body.get("thread_ts") {
+                message["thread_ts"] = t.clone();
+            }
+            let mut recorded = body.clone();
+            recorded["ts"] = json!(ts);
+            st.sent.push((Instant::now(), recorded));
+            ok(json!({"ok": true, "channel": channel, "ts": ts, "message": message}))
+        }
+    }
+}
+
+// ---- Socket Mode ----
+
+// The callback signature is tungstenite's; its error type is not ours to shrink.
+#[allow(clippy::result_large_err)]
+fn serve_socket(shared: &Arc<Shared>, stream: TcpStream) {
+    let path = Arc::new(Mutex::new(String::new()));
+    let p = path.clone();
+    let callback = move |req: &WsRequest, resp: WsResponse| -> Result<WsResponse, ErrorResponse> {
+        *p.lock().unwrap() = req.uri().to_string();
+        Ok(resp)
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+    let Ok(mut ws) = tungstenite::accept_hdr(stream, callback) else {
+        return;
+    };
+    let uri = path.lock().unwrap().clone();
+    let ticket = uri
+        .split("ticket=")
+        .nth(1)
+        .unwrap_or("")
+        .split('&')
+        .next()
+        .unwrap_or("")
+        .to_owned();
+    let id = {
+        let mut st = shared.lock();
+        if !st.tickets.remove(&ticket) {
+            drop(st);
+            let _ = ws.close(None);
+            let _ = ws.flush();
+            return; // unknown or reused ticket
+        }
+        let id = st.sockets.len() as u64 + 1;
+        st.sockets.push(SockInfo {
+            id,
+            opened: Instant::now(),
+            closed: None,
+            disconnected: false,
+            silent: false,
+        });
+        shared.changed.notify_all();
+        id
+    };
+    let _ = ws.get_ref().set_read_timeout(Some(Duration::from_millis(20)));
+    let hello = json!({"type": "hello", "num_connections": 1,
+        "debug_info": {"host": "fake-slack", "approximate_connection_time": 18060},
+        "connection_info": {"app_id": "A1"}});
+    let mut by_client = false;
+    let mut silent = false;
+    if ws.send(Message::text(hello.to_string())).is_ok() {
+        loop {
+            if shared.stopping() {
+                break;
+            }
+            // Scripted commands for this socket.
+            let cmd = shared.lock().cmds.get_mut(&id).and_then(VecDeque::pop_front);
+            match cmd {
+                Some(SockCmd::Frame(f)) => {
+                    if !silent && ws.send(Message::text(f.to_string())).is_err() {
+                        by_client = true;
+                        break;
+                    }
+                    continue;
+                }
+                Some(SockCmd::Silent) => {
+                    silent = true;
+                    let mut st = shared.lock();
+                    if let Some(s) = st.sockets.iter_mut().find(|s| s.id == id) {
+                        s.silent = true;
+                    }
+                    continue;
+                }
+                Some(SockCmd::Drop) => {
+                    let _ = ws.get_ref().shutdown(Shutdown::Both);
+                    break;
+                }
+                None => {}
+            }
+            if silent {
+                // Half-open: neither read nor write; only notice the end of the test (or a
+                // client that gave up and closed, which a read would see: we do not read).
+                thread::sleep(Duration::from_millis(20));
+                continue;
+            }
+            // Deliveries and redeliveries, when this is the target socket.
+            let to_send = {
+                let mut st = shared.lock();
+                let mut out = Vec::new();
+                if st.target() == Some(id) {
+                    let now = Instant::now();
+                    let after = st.redeliver_after;
+                    let mut again = Vec::new();
+                    for (eid, o) in st.outstanding.iter_mut() {
+                        if now.duration_since(o.sent) >= after && o.attempts < 4 {
+                            o.attempts += 1;
+                            o.sent = now;
+                            let mut env = o.envelope.clone();
+                            env["retry_attempt"] = json!(o.attempts - 1);
+                            env["retry_reason"] = json!("timeout");
+                            again.push((eid.clone(), env));
+                        }
+                    }
+                    for (eid, env) in again {
+                        st.deliveries.push((id, eid));
+                        out.push(env);
+                    }
+                    while let Some(env) = st.pending.pop_front() {
+                        let (eid, _) = ids_of(&env);
+                        st.outstanding.insert(
+                            eid.clone(),
+                            Outstanding {
+                                envelope: env.clone(),
+                                sent: now,
+                                attempts: 1,
+                            },
+                        );
+                        st.deliveries.push((id, eid));
+                        out.push(env);
+                    }
+                    if !out.is_empty() {
+                        shared.changed.notify_all();
+                    }
+                }
+                out
+            };
+            let mut failed = false;
+            for env in to_send {
+                if ws.send(Message::text(env.to_string())).is_err() {
+                    failed = true;
+                    break;
+                }
+            }
+            if failed {
+                by_client = true;
+                break;
+            }
+            match ws.read() {
+                Ok(Message::Text(t)) => {
+                    let v: Value = serde_json::from_str(&t).unwrap_or(Value::Null);
+                    if let Some(eid) = v.get("envelope_id").and_then(Value::as_str) {
+                        let mut st = shared.lock();
+                        st.acks.push(eid.to_owned());
+                        if !st.ignore_acks {
+                            st.outstanding.remove(eid);
+                        }
+                        shared.changed.notify_all();
+                    }
+                }
+                Ok(Message::Close(_)) => {
+                    by_client = true;
+                    // Let tungstenite answer the close.
+                    let _ = ws.flush();
+                    break;
+                }
+                Ok(_) => {}
+                Err(tungstenite::Error::Io(e))
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) => {}
+                Err(_) => {
+                    by_client = true;
+                    break;
+                }
+            }
+        }
+    }
+    let _ = ws.get_ref().shutdown(Shutdown::Both);
+    let mut st = shared.lock();
+    if let Some(s) = st.sockets.iter_mut().find(|s| s.id == id) {
+        s.closed = Some((Instant::now(), by_client));
+    }
+    shared.changed.notify_all();
+}
