@@ -29,7 +29,8 @@ use crate::spool::Entry;
 pub struct ChannelStatus {
     pub channel: &'static str,
     pub enabled: bool,
-    /// `starting`, `running`, `backoff`, `conflict`, `unauthorized`, `stopped`.
+    /// `starting`, `running`, `backoff`, `conflict`, `unauthorized`, `disabled` (Slack
+    /// `link_disabled`), `stopped`.
     pub state: String,
     /// The bot account, e.g. `@emonk_bot`, once known.
     pub account: Option<String>,
