@@ -103,8 +103,14 @@ fn a_redelivered_event_reaches_the_agent_once_across_sockets_and_restarts() {
 
     // After a restart the delivered ids are still known.
     drop(agent);
+    let t0 = Instant::now();
     gw.signal(libc::SIGTERM);
     gw.wait_exit(Duration::from_secs(6)).expect("stops");
+    assert!(
+        t0.elapsed() < Duration::from_secs(2),
+        "a stop with a socket open takes {:?}",
+        t0.elapsed()
+    );
     let gw = Gateway::start(&home);
     let mut agent = gw.client(None, "agent", "operator");
     let third = fake.wait_sockets(3, S10);
@@ -325,4 +331,41 @@ fn a_dead_slack_leaves_the_gateway_working_and_the_connector_recovers() {
     wait_state(&mut agent, "running", S10);
     fake.push_message("C1", "U1", "back");
     assert_eq!(next_message(&mut agent, S10)["text"], "back");
+}
+
+#[test]
+fn telegram_and_slack_run_at_once_and_killing_slack_leaves_telegram_and_the_api_working() {
+    let _w = Watchdog::new("slack + telegram", Duration::from_secs(40));
+    let slack = FakeSlack::start();
+    let telegram = support::fake_telegram::FakeTelegram::start(support::telegram::TOKEN);
+    let tg_config: serde_json::Value =
+        serde_json::from_str(&support::telegram::config(&telegram, json!({}))).unwrap();
+    let (_home, mut gw) = start(&slack, tg_config, &[]);
+    let mut agent = connected_agent(&gw, &slack);
+    assert!(telegram.wait_polling(1, S10));
+    slack.push_message("C1", "U1", "from slack");
+    telegram.push_message(100, 42, "from telegram");
+    let mut texts = vec![
+        next_message(&mut agent, S10)["text"].as_str().unwrap().to_owned(),
+        next_message(&mut agent, S10)["text"].as_str().unwrap().to_owned(),
+    ];
+    texts.sort();
+    assert_eq!(texts, ["from slack", "from telegram"]);
+
+    drop(slack);
+    wait_state(&mut agent, "backoff", S10);
+    telegram.push_message(100, 42, "still here");
+    assert_eq!(next_message(&mut agent, S10)["text"], "still here");
+    let ping = agent.request("p", "gateway.ping", json!({}));
+    assert!(ping["result"]["ts"].is_u64(), "{ping}");
+
+    // The stop stays well inside its budget with the Slack connector backing off.
+    let t0 = Instant::now();
+    gw.signal(libc::SIGTERM);
+    assert!(gw.wait_exit(Duration::from_secs(6)).is_some_and(|s| s.success()));
+    assert!(
+        t0.elapsed() < Duration::from_secs(2),
+        "stopped in {:?}",
+        t0.elapsed()
+    );
 }
