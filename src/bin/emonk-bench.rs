@@ -210,9 +210,13 @@ fn machine() -> String {
     let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
     let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
     let mem_kib = daemon::meminfo_total_kib().unwrap_or(0);
+    // fsync figures mean little on tmpfs, where the state dirs would then live.
+    let tmp = std::env::temp_dir();
+    let fs = daemon::filesystem_type(&tmp).unwrap_or_else(|| "unknown".into());
     format!(
-        "machine: {cpus} vCPU {cpu}, {:.1} GiB RAM, Linux {}",
+        "machine: {cpus} vCPU {cpu}, {:.1} GiB RAM, Linux {}; state dirs in {} ({fs})",
         mem_kib as f64 / (1024.0 * 1024.0),
-        kernel.trim()
+        kernel.trim(),
+        tmp.display()
     )
 }

@@ -81,6 +81,10 @@ impl Daemon {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
+        // glibc malloc tuning is passed through, to compare allocator settings.
+        for (k, v) in std::env::vars_os().filter(|(k, _)| k.to_string_lossy().starts_with("MALLOC_")) {
+            cmd.env(k, v);
+        }
         // Die with the bench, even if it panics before Drop runs.
         // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
         unsafe {
@@ -234,4 +238,20 @@ pub fn meminfo_total_kib() -> Option<u64> {
     let info = std::fs::read_to_string("/proc/meminfo").ok()?;
     let line = info.lines().find(|l| l.starts_with("MemTotal:"))?;
     line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// The type of the filesystem holding `path`, from `/proc/self/mounts` (longest mount
+/// point that is a prefix of the canonical path).
+pub fn filesystem_type(path: &Path) -> Option<String> {
+    let path = std::fs::canonicalize(path).ok()?;
+    let mounts = std::fs::read_to_string("/proc/self/mounts").ok()?;
+    mounts
+        .lines()
+        .filter_map(|l| {
+            let mut w = l.split_whitespace();
+            let (_dev, target, fs) = (w.next()?, w.next()?, w.next()?);
+            path.starts_with(target).then(|| (target.len(), fs.to_owned()))
+        })
+        .max_by_key(|(len, _)| *len)
+        .map(|(_, fs)| fs)
 }
