@@ -11,6 +11,8 @@
 //! [`ConnectorEvent::Inbound`] so the router can deliver them.
 
 pub mod calls;
+pub mod discord;
+pub mod split;
 pub mod telegram;
 
 use crossbeam_channel::{Receiver, Sender};

@@ -129,11 +129,12 @@ enum Reply {
     Hangup,
 }
 
-struct Request {
-    target: String,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-    keep_alive: bool,
+/// One parsed HTTP request (also used by `fake_discord`).
+pub(super) struct Request {
+    pub(super) target: String,
+    pub(super) headers: Vec<(String, String)>,
+    pub(super) body: Vec<u8>,
+    pub(super) keep_alive: bool,
 }
 
 impl FakeTelegram {
@@ -603,7 +604,7 @@ fn serve_connection(shared: &Shared, stream: TcpStream) {
 }
 
 /// Read one request; `None` on a clean EOF between requests.
-fn read_request(reader: &mut impl BufRead) -> io::Result<Option<Request>> {
+pub(super) fn read_request(reader: &mut impl BufRead) -> io::Result<Option<Request>> {
     // RFC 9112 2.2: ignore empty lines before a request line.
     let line = loop {
         match read_line(reader)? {

@@ -5,6 +5,8 @@
 
 #![allow(dead_code)] // each test file uses a different subset
 
+pub mod discord;
+pub mod fake_discord;
 pub mod fake_telegram;
 pub mod telegram;
 

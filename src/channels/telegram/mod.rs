@@ -2,7 +2,6 @@
 //!
 //! - [`api`]: the blocking Bot API client and its error classification.
 //! - [`normalize`]: Telegram updates to `channel.message` params.
-//! - [`split`]: long text into parts Telegram accepts.
 //! - [`ratelimit`]: the send limiter.
 //! - [`offset`]: the persisted `getUpdates` offset.
 //! - [`outbound`]: `channels.send` jobs.
@@ -13,7 +12,6 @@ pub mod normalize;
 mod offset;
 mod outbound;
 pub mod ratelimit;
-pub mod split;
 mod worker;
 
 use std::path::PathBuf;
