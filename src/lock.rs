@@ -226,7 +226,12 @@ impl GatewayLock {
         }
     }
 
-    /// Replaces the file's contents with `payload` as JSON (truncate, write, fsync).
+    /// Replaces the file's contents with `payload` as JSON (truncate, write).
+    ///
+    /// Not fsynced: the payload describes this running process and is read through the page
+    /// cache; after a crash or power loss it names a process that no longer exists (and is
+    /// recognised as stale by pid + start time), so flushing it to disk would only add a
+    /// disk flush to every start.
     ///
     /// Call after binding, and again after an in-process restart that changed the port.
     /// A reader racing this write may see an empty or partial file; [`probe_owner`]
@@ -236,8 +241,7 @@ impl GatewayLock {
         json.push(b'\n');
         self.file.set_len(0)?;
         // Positional write: the fd's offset is irrelevant and never needs seeking.
-        self.file.write_all_at(&json, 0)?;
-        self.file.sync_data()
+        self.file.write_all_at(&json, 0)
     }
 
     /// The lock file's path.

@@ -161,6 +161,28 @@ impl Sandbox {
         out
     }
 
+    /// Everything under the root, directories included, with file contents and link targets.
+    fn tree(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut stack = vec![self.root.clone()];
+        while let Some(d) = stack.pop() {
+            for e in fs::read_dir(&d).unwrap() {
+                let p = e.unwrap().path();
+                let rel = p.strip_prefix(&self.root).unwrap().display().to_string();
+                if p.is_symlink() {
+                    out.push(format!("{rel} -> {}", fs::read_link(&p).unwrap().display()));
+                } else if p.is_dir() {
+                    out.push(format!("{rel}/"));
+                    stack.push(p);
+                } else {
+                    out.push(format!("{rel}: {:?}", fs::read_to_string(&p).unwrap()));
+                }
+            }
+        }
+        out.sort();
+        out
+    }
+
     fn user_unit(&self) -> PathBuf {
         self.root
             .join(self.home.path().strip_prefix("/").unwrap())
@@ -212,13 +234,33 @@ fn user_install_then_uninstall() {
         "systemctl --user show-environment\nsystemctl --user daemon-reload\n\
          systemctl --user enable emonkd.service\nsystemctl --user start emonkd.service\n"
     );
+    // The install record is next to the default config, not in contrib/.
+    let record = sb
+        .user_unit()
+        .ancestors()
+        .nth(3)
+        .unwrap()
+        .join("emonk/.emonkd-service.json");
+    let text = fs::read_to_string(&record).unwrap();
+    assert!(
+        text.contains("emonkd.service") && text.contains("fnv1a64"),
+        "{text}"
+    );
+    // A dry run changes nothing and names what would go.
+    let installed = sb.tree();
+    let out = sb.run(&["service", "uninstall", "--dry-run"], &[BUS]);
+    assert_eq!(code_of(&out), 0, "{}", stderr_of(&out));
+    assert!(
+        stdout_of(&out).contains(&format!("remove {}\n", sb.user_unit().display())),
+        "{}",
+        stdout_of(&out)
+    );
+    assert_eq!(sb.tree(), installed);
     let out = sb.run(&["service", "uninstall"], &[BUS]);
     assert_eq!(code_of(&out), 0, "{}", stderr_of(&out));
-    // Only the config stays: install wrote an all-defaults one because (under the temp
-    // root) none existed, and a config is the user's to keep.
-    let config = sb.home.config_path();
-    let config = config.strip_prefix("/").unwrap().display().to_string();
-    assert_eq!(sb.files(), [config], "{}", stdout_of(&out));
+    // Install wrote an all-defaults config because (under the temp root) none existed; it
+    // is unchanged, so it goes with everything else install created, directories too.
+    assert_eq!(sb.tree(), Vec::<String>::new(), "{}", stdout_of(&out));
     assert!(sb.commands().ends_with(
         "systemctl --user stop emonkd.service\nsystemctl --user disable emonkd.service\n\
          systemctl --user daemon-reload\n"

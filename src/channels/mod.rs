@@ -11,6 +11,7 @@
 //! [`ConnectorEvent::Inbound`] so the router can deliver them.
 
 pub mod calls;
+pub mod discord;
 pub mod slack;
 pub mod split;
 pub mod telegram;

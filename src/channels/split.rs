@@ -1,5 +1,6 @@
-//! Splitting a long reply into parts Telegram accepts (at most 4096 characters each, where
-//! Telegram counts UTF-16 code units: an emoji outside the BMP counts 2).
+//! Splitting a long reply into parts a platform accepts. Platforms count length differently:
+//! Telegram counts UTF-16 code units (an emoji outside the BMP counts 2; [`utf16_units`]),
+//! Discord counts Unicode code points ([`code_points`]). The counting function is a parameter.
 //!
 //! Each part ends at the last break of the best kind that still fits, in this order of
 //! preference: a paragraph break (a whitespace run with two or more `\n`, so `\n\n`,
@@ -17,16 +18,29 @@
 //! Not handled: Markdown/HTML markup spanning a cut (a code block split in two renders as two
 //! broken blocks); callers that send `parse_mode` should split before formatting, or accept it.
 
-/// Split `text` into non-empty parts of at most `max_units` UTF-16 code units each (see the
-/// module doc for where it cuts and what it drops). A text that fits is returned unchanged as
-/// one part; an empty text gives no parts. `max_units` below 2 is treated as 2, the size of
-/// the largest char.
-pub fn split_text(text: &str, max_units: usize) -> Vec<String> {
-    let max = max_units.max(2);
+/// How a platform measures one char.
+pub type Units = fn(char) -> usize;
+
+/// Telegram's measure: UTF-16 code units (1 or 2).
+pub fn utf16_units(c: char) -> usize {
+    c.len_utf16()
+}
+
+/// Discord's measure: one per Unicode code point.
+pub fn code_points(_: char) -> usize {
+    1
+}
+
+/// Split `text` into non-empty parts of at most `max_units` units each, as measured by `units`
+/// (see the module doc for where it cuts and what it drops). A text that fits is returned
+/// unchanged as one part; an empty text gives no parts. A single char longer than `max_units`
+/// still makes a part of its own (a char is never cut).
+pub fn split_text(text: &str, max_units: usize, units: Units) -> Vec<String> {
+    let max = max_units.max(1);
     let mut parts = Vec::new();
     let mut rest = text;
     while !rest.is_empty() {
-        match find_cut(rest, max) {
+        match find_cut(rest, max, units) {
             None => {
                 parts.push(rest.to_owned());
                 break;
@@ -48,7 +62,7 @@ fn is_break(c: char) -> bool {
 /// Where to cut `text`: `None` when it fits in `max` units, else `(end of this part, start of
 /// the rest)`. Scans only up to the first char that does not fit (plus the whitespace run it
 /// may be in), so each part costs O(`max`) whatever the length of the text.
-fn find_cut(text: &str, max: usize) -> Option<(usize, usize)> {
+fn find_cut(text: &str, max: usize, len: Units) -> Option<(usize, usize)> {
     // The last whitespace run (start, end) that may end a part, by strength: the index is the
     // number of newlines in the run, capped at 2. A run at offset 0 would leave an empty part.
     let mut best: [Option<(usize, usize)>; 3] = [None; 3];
@@ -59,7 +73,7 @@ fn find_cut(text: &str, max: usize) -> Option<(usize, usize)> {
     let mut units = 0;
 
     for (i, c) in text.char_indices() {
-        let fits = units + c.len_utf16() <= max;
+        let fits = units + len(c) <= max;
         if !fits {
             overflow.get_or_insert(i);
         }
@@ -81,7 +95,7 @@ fn find_cut(text: &str, max: usize) -> Option<(usize, usize)> {
                 break;
             }
         }
-        units += c.len_utf16();
+        units += len(c);
     }
     let overflow = overflow?;
     // The scan ended inside a trailing run: everything after the part is whitespace.
@@ -90,7 +104,12 @@ fn find_cut(text: &str, max: usize) -> Option<(usize, usize)> {
             best[newlines.min(2)] = Some((start, text.len()));
         }
     }
-    // `overflow` > 0: the first char always fits, as no char is longer than 2 units.
+    // A first char longer than `max` goes alone rather than making an empty part.
+    let overflow = if overflow == 0 {
+        text.chars().next().map_or(text.len(), char::len_utf8)
+    } else {
+        overflow
+    };
     Some(best[2].or(best[1]).or(best[0]).unwrap_or((overflow, overflow)))
 }
 
@@ -105,7 +124,7 @@ mod tests {
     /// Every part non-empty and within `max`; the parts appear in `text` in order, separated
     /// only by (possibly empty) runs of break whitespace.
     fn check(text: &str, max: usize) -> Vec<String> {
-        let parts = split_text(text, max);
+        let parts = split_text(text, max, utf16_units);
         let mut cursor = 0;
         for (k, part) in parts.iter().enumerate() {
             assert!(!part.is_empty(), "empty part in {parts:?}");
@@ -138,7 +157,7 @@ mod tests {
     fn short_and_empty() {
         assert_eq!(check("hello", 4096), vec!["hello"]);
         assert_eq!(check("  padded \n", 4096), vec!["  padded \n"]);
-        assert!(split_text("", 4096).is_empty());
+        assert!(split_text("", 4096, utf16_units).is_empty());
     }
 
     #[test]
@@ -178,14 +197,14 @@ mod tests {
         assert_eq!(units(&parts[0]), 4096);
         assert_eq!(parts[1], "😀");
         assert_eq!(check(&"😀".repeat(2048), 4096).len(), 1);
-        // Below 2 units a pair could not fit at all: treated as 2.
-        assert_eq!(split_text("😀😀", 1), vec!["😀", "😀"]);
+        // A pair longer than the limit still goes whole, alone.
+        assert_eq!(split_text("😀😀", 1, utf16_units), vec!["😀", "😀"]);
     }
 
     #[test]
     fn a_long_text_splits_quickly() {
         let text = "word ".repeat(400_000);
-        let parts = split_text(&text, 4096);
+        let parts = split_text(&text, 4096, utf16_units);
         assert!(parts.len() > 400);
         assert!(parts.iter().all(|p| units(p) <= 4096));
         // Cut at the spaces, which are dropped; the last part is the tail, kept as it is.
@@ -204,7 +223,7 @@ mod tests {
 
     #[test]
     fn whitespace_only_text_longer_than_a_part() {
-        let parts = split_text(&" ".repeat(10), 4);
+        let parts = split_text(&" ".repeat(10), 4, utf16_units);
         assert_eq!(parts, vec!["    ", "    ", "  "]);
     }
 
@@ -226,5 +245,16 @@ mod tests {
             let max = 1 + (next() % 40) as usize;
             check(&text, max);
         }
+    }
+
+    #[test]
+    fn counts_code_points_for_discord() {
+        let emoji = "😀".repeat(2001);
+        let parts = split_text(&emoji, 2000, code_points);
+        assert_eq!(parts.len(), 2);
+        assert_eq!(parts[0].chars().count(), 2000);
+        assert_eq!(parts[1], "😀");
+        assert_eq!(split_text(&"😀".repeat(2000), 2000, code_points).len(), 1);
+        assert_eq!(split_text("abc", 1, code_points), vec!["a", "b", "c"]);
     }
 }

@@ -177,7 +177,8 @@ pub struct ServiceInstallArgs {
 }
 service_flags!(ServiceInstallArgs);
 
-/// Stop the service and remove exactly the files install wrote (config, token and state stay).
+/// Stop the service and remove exactly what install created (files you changed, files that
+/// existed before, and the state dir stay).
 #[derive(FromArgs, Debug)]
 #[argh(subcommand, name = "uninstall")]
 pub struct ServiceUninstallArgs {

@@ -15,6 +15,7 @@ use super::Control;
 use super::liveness::Liveness;
 use super::threads::ThreadGroup;
 use crate::bus::ToRouter;
+use crate::channels::discord::Discord;
 use crate::channels::slack::Slack;
 use crate::channels::telegram::Telegram;
 use crate::channels::{Connector, ConnectorContext};
@@ -48,6 +49,9 @@ fn connectors(config: &Config, state_dir: &Path, spool: &Arc<Mutex<Spool>>) -> V
     let mut out: Vec<Box<dyn Connector>> = Vec::new();
     if let Some(t) = Telegram::from_config(&config.channels.telegram, state_dir.to_owned(), spool.clone()) {
         out.push(Box::new(t));
+    }
+    if let Some(d) = Discord::from_config(&config.channels.discord, spool.clone()) {
+        out.push(Box::new(d));
     }
     if let Some(s) = Slack::from_config(&config.channels.slack, state_dir.to_owned(), spool.clone()) {
         out.push(Box::new(s));

@@ -166,11 +166,6 @@ pub fn remove(path: &Path) -> io::Result<bool> {
     }
 }
 
-/// Remove `dir` if it is empty; a missing or non-empty one is left alone.
-pub fn remove_dir_if_empty(dir: &Path) -> bool {
-    fs::remove_dir(dir).is_ok()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

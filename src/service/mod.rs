@@ -6,22 +6,29 @@
 //! that can fail for reasons outside our control (no user bus, no root, a missing user or
 //! SVDIR) run before anything is written, and the writes go through a
 //! [`fsops::Transaction`] that is rolled back if a later command fails, so a failed install
-//! leaves nothing behind. The command runner is injected ([`runner::Runner`]) and every
-//! absolute path can be prefixed (`$EMONK_SERVICE_ROOT`), so tests never touch the system.
+//! leaves nothing behind. Install also writes an install record ([`manifest`]): each file,
+//! link and directory it created, with a hash of each file's content. Uninstall removes
+//! exactly those whose content is still what install wrote, keeps (and names) what the user
+//! changed or made, and never touches a file that existed before install. The command
+//! runner is injected ([`runner::Runner`]) and every absolute path can be prefixed
+//! (`$EMONK_SERVICE_ROOT`), so tests never touch the system.
 
 pub mod error;
 pub mod fsops;
+pub mod manifest;
 pub mod runit;
 pub mod runner;
 pub mod systemd;
 pub mod units;
 
+use std::collections::HashSet;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
 use crate::paths::{self, Env};
 pub use error::ServiceError;
 use fsops::{Root, Transaction};
+use manifest::{FileEntry, Manifest};
 use runner::{Cmd, Runner};
 use units::Params;
 
@@ -62,7 +69,8 @@ pub struct FileSpec {
     pub path: PathBuf,
     pub content: Content,
     pub mode: u32,
-    /// User data written only when missing (config, token): uninstall keeps it.
+    /// User data written only when missing (config, token); one that exists is never
+    /// touched.
     pub keep: bool,
 }
 
@@ -176,8 +184,6 @@ fn plan(host: &Host, req: &Request, params: &Params) -> Result<Plan, ServiceErro
         mode,
         keep: true,
     });
-    // User data that already exists is never touched.
-    plan.files.retain(|f| !f.keep || !host.root.at(&f.path).exists());
     Ok(plan)
 }
 
@@ -191,21 +197,25 @@ fn out_err(e: io::Error) -> ServiceError {
     ServiceError::Failed(format!("cannot write the output: {e}"))
 }
 
+/// The plan's files install writes: user data that already exists is never touched.
+fn files_to_write<'p>(host: &Host, plan: &'p Plan) -> Vec<&'p FileSpec> {
+    plan.files
+        .iter()
+        .filter(|f| !f.keep || host.root.at(&f.path).symlink_metadata().is_err())
+        .collect()
+}
+
 /// Print a plan instead of doing it.
-fn print_plan(host: &mut Host, verb: &str, plan: &Plan) -> io::Result<()> {
+fn print_plan(host: &mut Host, plan: &Plan, files: &[&FileSpec], record: &Path) -> io::Result<()> {
     let out = &mut *host.out;
     writeln!(
         out,
-        "dry run: `emonkd service {verb}` would do the following for the {}; nothing is changed.",
+        "dry run: `emonkd service install` would do the following for the {}; nothing is changed.",
         plan.what
     )?;
-    for f in &plan.files {
+    for f in files {
         let path = host.root.at(&f.path);
-        let keep = if f.keep {
-            ", only if missing; uninstall keeps it"
-        } else {
-            ""
-        };
+        let keep = if f.keep { ", only if missing" } else { "" };
         writeln!(out, "\n==> write {} (mode {:04o}{keep})", path.display(), f.mode)?;
         match &f.content {
             Content::Text(t) => write!(out, "{t}")?,
@@ -220,6 +230,11 @@ fn print_plan(host: &mut Host, verb: &str, plan: &Plan) -> io::Result<()> {
             host.root.at(target).display()
         )?;
     }
+    writeln!(
+        out,
+        "\n==> write {} (mode 0600): the install record, listing each file, link and directory above that did not exist yet, with a hash of each file's content, for `emonkd service uninstall`",
+        host.root.at(record).display()
+    )?;
     if !plan.commands.is_empty() {
         writeln!(out)?;
     }
@@ -227,6 +242,12 @@ fn print_plan(host: &mut Host, verb: &str, plan: &Plan) -> io::Result<()> {
         writeln!(out, "$ {c}")?;
     }
     Ok(())
+}
+
+/// The install record of this request, read from under the root.
+fn load_record(host: &Host, record: &Path) -> Result<Option<Manifest>, ServiceError> {
+    Manifest::load(&host.root.at(record))
+        .map_err(|e| ServiceError::Refused(format!("{e}. Nothing was changed.")))
 }
 
 /// Checks before anything is written: they fail for reasons the user has to fix.
@@ -295,10 +316,27 @@ pub fn install(host: &mut Host, req: &Request) -> Result<(), ServiceError> {
     let params = params(host, req)?;
     check_system_paths(req, &params)?;
     let plan = plan(host, req, &params)?;
+    let record = manifest::path(&req.kind, host.env, host.euid)?;
+    let files = files_to_write(host, &plan);
     if req.dry_run {
-        return print_plan(host, "install", &plan).map_err(out_err);
+        return print_plan(host, &plan, &files, &record).map_err(out_err);
     }
     preflight(host, req, &params)?;
+    // A reinstall keeps what an earlier install created (and still exists) on the record.
+    let mut previous = load_record(host, &record)?.unwrap_or_default();
+    previous.retain_existing(&host.root);
+    let mut manifest = Manifest {
+        files: previous.files,
+        links: previous.links,
+        dirs: previous.dirs,
+        ..Manifest::new(&plan.what)
+    };
+    let new_paths = files
+        .iter()
+        .map(|f| f.path.as_path())
+        .chain(plan.links.iter().map(|(l, _)| l.as_path()))
+        .chain([record.as_path()]);
+    manifest.add_dirs(manifest::missing_dirs(&host.root, new_paths));
     let mut tx = Transaction::new();
     let mut written = Vec::new();
     let step = |e: io::Error, what: &Path| {
@@ -307,22 +345,45 @@ pub fn install(host: &mut Host, req: &Request) -> Result<(), ServiceError> {
             what.display()
         ))
     };
-    for f in &plan.files {
+    for f in &files {
         let path = host.root.at(&f.path);
+        let existed = path.symlink_metadata().is_ok();
         let text = match &f.content {
             Content::Text(t) => t.clone(),
             Content::RandomToken => random_token().map_err(|e| step(e, &path))? + "\n",
         };
         tx.write(&path, text.as_bytes(), f.mode)
             .map_err(|e| step(e, &path))?;
-        written.push(path);
+        if !existed || manifest.files.contains_key(&f.path) {
+            manifest
+                .files
+                .insert(f.path.clone(), FileEntry::of(text.as_bytes()));
+            written.push(format!("  wrote {}", path.display()));
+        } else {
+            written.push(format!(
+                "  wrote {} (replacing a file install did not create, so uninstall keeps it)",
+                path.display()
+            ));
+        }
     }
     for (link, target) in &plan.links {
         let real = host.root.at(link);
+        let existed = real.symlink_metadata().is_ok();
         tx.link(&real, &host.root.at(target))
             .map_err(|e| step(e, &real))?;
-        written.push(real);
+        if !existed || manifest.links.contains_key(link) {
+            manifest.links.insert(link.clone(), target.clone());
+        }
+        written.push(format!("  wrote {}", real.display()));
     }
+    let real_record = host.root.at(&record);
+    let json = manifest.to_json().map_err(|e| step(e, &real_record))?;
+    tx.write(&real_record, json.as_bytes(), 0o600)
+        .map_err(|e| step(e, &real_record))?;
+    written.push(format!(
+        "  wrote {} (the install record uninstall reads)",
+        real_record.display()
+    ));
     for cmd in &plan.commands {
         let failure = match host.runner.run(cmd) {
             Ok(o) if o.success => None,
@@ -349,8 +410,8 @@ pub fn install(host: &mut Host, req: &Request) -> Result<(), ServiceError> {
     let out = &mut *host.out;
     (|| -> io::Result<()> {
         writeln!(out, "installed the {}:", plan.what)?;
-        for p in &written {
-            writeln!(out, "  wrote {}", p.display())?;
+        for line in &written {
+            writeln!(out, "{line}")?;
         }
         for c in &plan.commands {
             writeln!(out, "  ran   {c}")?;
@@ -375,28 +436,154 @@ fn flags(req: &Request) -> String {
     s
 }
 
-/// `service uninstall`: stop, disable, remove exactly the files install writes, reload.
-/// The config, the token and the state directory are the user's data and stay.
+/// What uninstall removes and keeps, decided from the install record before anything
+/// changes, so `--dry-run` shows exactly what a real run does. Real paths (under the root).
+#[derive(Default)]
+struct Removal {
+    links: Vec<PathBuf>,
+    files: Vec<PathBuf>,
+    /// runsv's run-time state inside the runit service dir.
+    runtime: Vec<PathBuf>,
+    record: PathBuf,
+    /// Directories install created that are empty once the above are gone, deepest first.
+    dirs: Vec<PathBuf>,
+    /// What stays, and why.
+    kept: Vec<(PathBuf, String)>,
+}
+
+fn removal(
+    host: &Host,
+    req: &Request,
+    params: &Params,
+    plan: &Plan,
+    record: &Path,
+    m: &Manifest,
+) -> Result<Removal, ServiceError> {
+    let root = &host.root;
+    let mut r = Removal {
+        record: root.at(record),
+        ..Removal::default()
+    };
+    for (link, target) in &m.links {
+        let real = root.at(link);
+        let target = root.at(target);
+        match std::fs::read_link(&real) {
+            Ok(t) if t == target => r.links.push(real),
+            Ok(t) => r.kept.push((real, format!("now points to {}", t.display()))),
+            Err(_) if real.symlink_metadata().is_ok() => {
+                r.kept.push((real, "no longer the link install made".into()));
+            }
+            Err(_) => {}
+        }
+    }
+    for (path, entry) in &m.files {
+        let real = root.at(path);
+        match real.symlink_metadata() {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => r.kept.push((real, format!("cannot inspect it: {e}"))),
+            Ok(md) if !md.is_file() => r.kept.push((real, "no longer a regular file".into())),
+            Ok(_) => match std::fs::read(&real) {
+                Ok(bytes) if entry.matches(&bytes) => r.files.push(real),
+                Ok(_) => r.kept.push((real, "changed since install".into())),
+                Err(e) => r.kept.push((real, format!("cannot read it: {e}"))),
+            },
+        }
+    }
+    // What install writes but did not create: it was there before.
+    let others = plan
+        .files
+        .iter()
+        .map(|f| &f.path)
+        .filter(|p| !m.files.contains_key(*p))
+        .chain(
+            plan.links
+                .iter()
+                .map(|(l, _)| l)
+                .filter(|l| !m.links.contains_key(*l)),
+        );
+    for p in others {
+        let real = root.at(p);
+        if real.symlink_metadata().is_ok() {
+            r.kept.push((real, "not created by install".into()));
+        }
+    }
+    if let Kind::Runit(_) = &req.kind {
+        let dir = root.at(&runit::service_dir(host.env, host.euid == 0)?);
+        r.runtime = runit::runtime_dirs(&dir)
+            .into_iter()
+            .filter(|d| d.symlink_metadata().is_ok())
+            .collect();
+    }
+    let state = root.at(&params.state_dir);
+    if state.exists() {
+        r.kept.push((state, "the state directory, never removed".into()));
+    }
+    // A directory goes when everything in it goes; one kept only because of something
+    // already named is not named again.
+    let mut gone: HashSet<PathBuf> = r
+        .links
+        .iter()
+        .chain(&r.files)
+        .chain(&r.runtime)
+        .chain([&r.record])
+        .cloned()
+        .collect();
+    let mut covered: HashSet<PathBuf> = r.kept.iter().map(|(p, _)| p.clone()).collect();
+    let mut dirs: Vec<PathBuf> = m.dirs.iter().map(|d| root.at(d)).collect();
+    dirs.sort_by_key(|d| std::cmp::Reverse(d.components().count()));
+    for dir in dirs {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        let left: Vec<PathBuf> = entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| !gone.contains(p))
+            .collect();
+        if left.is_empty() {
+            gone.insert(dir.clone());
+            r.dirs.push(dir);
+            continue;
+        }
+        let mut news: Vec<String> = left
+            .iter()
+            .filter(|p| !covered.contains(*p))
+            .filter_map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+            .collect();
+        if !news.is_empty() {
+            news.sort();
+            r.kept.push((
+                dir.clone(),
+                format!(
+                    "created by install, but it holds {}, which install did not write",
+                    news.join(", ")
+                ),
+            ));
+        }
+        covered.insert(dir);
+    }
+    Ok(r)
+}
+
+/// `service uninstall`: stop and disable the service, then remove exactly what install
+/// created (its record lists it), except what the user has changed since; reload.
 pub fn uninstall(host: &mut Host, req: &Request) -> Result<(), ServiceError> {
     let params = params(host, req)?;
     let plan = plan(host, req, &params)?;
-    let files: Vec<PathBuf> = plan
-        .files
-        .iter()
-        .filter(|f| !f.keep)
-        .map(|f| f.path.clone())
-        .collect();
-    let links: Vec<PathBuf> = plan.links.iter().map(|(l, _)| l.clone()).collect();
+    let record = manifest::path(&req.kind, host.env, host.euid)?;
+    if !req.dry_run && req.kind == Kind::System && host.euid != 0 && !host.root.is_set() {
+        return Err(ServiceError::Refused(
+            "removing the system service needs root: run `sudo emonkd service uninstall --system`. Nothing was changed.".into(),
+        ));
+    }
+    let Some(m) = load_record(host, &record)? else {
+        return not_installed(host, req, &plan, &record);
+    };
     let (before, after) = match &req.kind {
         Kind::User => systemd::uninstall_commands(true),
         Kind::System => systemd::uninstall_commands(false),
         Kind::Runit(svdir) => (runit::uninstall_commands(svdir), Vec::new()),
     };
-    let service_dir = match &req.kind {
-        Kind::Runit(_) => Some(runit::service_dir(host.env, host.euid == 0)?),
-        _ => None,
-    };
-    let kept = kept_paths(req, &params);
+    let r = removal(host, req, &params, &plan, &record, &m)?;
     if req.dry_run {
         let out = &mut *host.out;
         return (|| -> io::Result<()> {
@@ -408,44 +595,28 @@ pub fn uninstall(host: &mut Host, req: &Request) -> Result<(), ServiceError> {
             for c in &before {
                 writeln!(out, "$ {c}")?;
             }
-            for p in links.iter().chain(&files) {
-                writeln!(out, "remove {}", host.root.at(p).display())?;
+            for p in r.links.iter().chain(&r.files) {
+                writeln!(out, "remove {}", p.display())?;
             }
-            if let Some(dir) = &service_dir {
-                for d in runit::runtime_dirs(dir) {
-                    writeln!(
-                        out,
-                        "remove {} (runsv's run-time state)",
-                        host.root.at(&d).display()
-                    )?;
-                }
+            for d in &r.runtime {
+                writeln!(out, "remove {} (runsv's run-time state)", d.display())?;
+            }
+            writeln!(out, "remove {} (the install record)", r.record.display())?;
+            for d in &r.dirs {
+                writeln!(out, "remove {}/ (created by install, empty then)", d.display())?;
             }
             for c in &after {
                 writeln!(out, "$ {c}")?;
             }
-            for k in &kept {
-                writeln!(out, "keep   {k}")?;
+            for (p, why) in &r.kept {
+                writeln!(out, "keep   {} ({why})", p.display())?;
             }
             Ok(())
         })()
         .map_err(out_err);
     }
-    let installed = links
-        .iter()
-        .chain(&files)
-        .any(|p| host.root.at(p).symlink_metadata().is_ok());
-    if !installed {
-        writeln!(host.out, "the {} is not installed; nothing to remove", plan.what).map_err(out_err)?;
-        return Ok(());
-    }
-    match &req.kind {
-        Kind::User => systemd::check_user_bus(host.env, host.runner)?,
-        Kind::System if host.euid != 0 && !host.root.is_set() => {
-            return Err(ServiceError::Refused(
-                "removing the system service needs root: run `sudo emonkd service uninstall --system`. Nothing was changed.".into(),
-            ));
-        }
-        _ => {}
+    if req.kind == Kind::User {
+        systemd::check_user_bus(host.env, host.runner)?;
     }
     let mut report = Vec::new();
     for c in &before {
@@ -456,25 +627,37 @@ pub fn uninstall(host: &mut Host, req: &Request) -> Result<(), ServiceError> {
         }
     }
     let mut failed = Vec::new();
-    for p in links.iter().chain(&files) {
-        let real = host.root.at(p);
-        match fsops::remove(&real) {
-            Ok(true) => report.push(format!("  removed {}", real.display())),
+    for p in r.links.iter().chain(&r.files) {
+        match fsops::remove(p) {
+            Ok(true) => report.push(format!("  removed {}", p.display())),
             Ok(false) => {}
-            Err(e) => failed.push(format!("{}: {e}", real.display())),
+            Err(e) => failed.push(format!("{}: {e}", p.display())),
         }
     }
-    if let Some(dir) = &service_dir {
-        let dir = host.root.at(dir);
-        for d in runit::runtime_dirs(&dir) {
-            let _ = std::fs::remove_dir_all(d);
+    for d in &r.runtime {
+        match std::fs::remove_dir_all(d) {
+            Ok(()) => report.push(format!("  removed {} (runsv's run-time state)", d.display())),
+            Err(e) => failed.push(format!("{}: {e}", d.display())),
         }
-        fsops::remove_dir_if_empty(&dir.join("log"));
-        if !fsops::remove_dir_if_empty(&dir) && dir.exists() {
-            report.push(format!(
-                "  kept    {} (not empty: it holds the logs in log/main)",
-                dir.display()
-            ));
+    }
+    let mut kept = r.kept;
+    if failed.is_empty() {
+        // Only once everything it lists is gone: a retry then finishes the job.
+        match fsops::remove(&r.record) {
+            Ok(_) => report.push(format!("  removed {} (the install record)", r.record.display())),
+            Err(e) => failed.push(format!("{}: {e}", r.record.display())),
+        }
+    } else {
+        kept.push((
+            r.record.clone(),
+            "for a retry, since not everything could be removed".into(),
+        ));
+    }
+    for d in &r.dirs {
+        match std::fs::remove_dir(d) {
+            Ok(()) => report.push(format!("  removed {}/", d.display())),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => kept.push((d.clone(), format!("cannot remove it: {e}"))),
         }
     }
     for c in &after {
@@ -489,8 +672,8 @@ pub fn uninstall(host: &mut Host, req: &Request) -> Result<(), ServiceError> {
     for line in report {
         writeln!(out, "{line}").map_err(out_err)?;
     }
-    for k in kept {
-        writeln!(out, "  kept    {k}").map_err(out_err)?;
+    for (p, why) in kept {
+        writeln!(out, "  kept    {} ({why})", p.display()).map_err(out_err)?;
     }
     if failed.is_empty() {
         Ok(())
@@ -502,15 +685,36 @@ pub fn uninstall(host: &mut Host, req: &Request) -> Result<(), ServiceError> {
     }
 }
 
-fn kept_paths(req: &Request, params: &Params) -> Vec<String> {
-    let mut kept = vec![format!("{} (config)", params.config.display())];
-    if req.kind == Kind::System {
-        kept.push(format!("{} (gateway token)", units::SYSTEM_TOKEN));
-        kept.push(format!("{} (state)", units::SYSTEM_STATE));
-    } else {
-        kept.push(format!("{} (state)", params.state_dir.display()));
-    }
-    kept
+/// Uninstall without an install record: nothing is known to be ours, so nothing is touched.
+fn not_installed(host: &mut Host, req: &Request, plan: &Plan, record: &Path) -> Result<(), ServiceError> {
+    let found: Vec<PathBuf> = plan
+        .files
+        .iter()
+        .filter(|f| !f.keep)
+        .map(|f| &f.path)
+        .chain(plan.links.iter().map(|(l, _)| l))
+        .map(|p| host.root.at(p))
+        .filter(|p| p.symlink_metadata().is_ok())
+        .collect();
+    let out = &mut *host.out;
+    let dry = if req.dry_run { "dry run: " } else { "" };
+    (|| -> io::Result<()> {
+        writeln!(
+            out,
+            "{dry}the {} is not installed (no install record {}); nothing to remove",
+            plan.what,
+            host.root.at(record).display()
+        )?;
+        for p in found {
+            writeln!(
+                out,
+                "  left alone {} (`emonkd service install` did not record writing it)",
+                p.display()
+            )?;
+        }
+        Ok(())
+    })()
+    .map_err(out_err)
 }
 
 /// What the live probe found, as lines to print, and whether a gateway runs.

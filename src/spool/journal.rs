@@ -35,14 +35,18 @@ pub(crate) struct Journal {
     dirty: bool,
     /// Journal fsyncs so far, for tests and metrics (the one-fsync-per-batch goal).
     syncs: u64,
+    /// Whether the directory entry has been fsynced since open (see [`Journal::open`]).
+    dir_synced: bool,
 }
 
 impl Journal {
     /// Open or create `path` (0600), feed every complete line to `visit` as
     /// `(line_number, line_without_newline)`, and truncate a torn last line away.
     ///
-    /// The parent directory must exist; it is fsynced so a newly created journal's name is
-    /// as durable as the appends into it.
+    /// The parent directory must exist. It is fsynced before the first append, so a newly
+    /// created journal's name is as durable as the appends into it; not at open, where it
+    /// would cost every start a disk flush (several ms) for a file that may stay empty, and
+    /// an empty journal lost in a crash loses nothing.
     pub(crate) fn open(path: &Path, mut visit: impl FnMut(usize, &[u8])) -> io::Result<Journal> {
         // A compaction that died before its rename leaves its temp file; it holds nothing
         // the journal does not (the state was written first), so it just goes.
@@ -51,7 +55,6 @@ impl Journal {
             _ => {}
         }
         let file = open_private(path, false)?;
-        sync_dir(path)?;
         let mut syncs = 0;
         let mut reader = BufReader::with_capacity(64 * 1024, &file);
         let mut line = Vec::new();
@@ -86,6 +89,7 @@ impl Journal {
             len,
             dirty: false,
             syncs,
+            dir_synced: false,
         })
     }
 
@@ -105,6 +109,10 @@ impl Journal {
     /// append or a replay never sees part of it. Should that cut fail too, the next append
     /// retries it first.
     pub(crate) fn append(&mut self, buf: &[u8]) -> io::Result<()> {
+        if !self.dir_synced {
+            sync_dir(&self.path)?;
+            self.dir_synced = true;
+        }
         if self.dirty {
             self.file.set_len(self.len).map_err(|e| at(&self.path, e))?;
             self.dirty = false;

@@ -272,8 +272,10 @@ fn full_writes_nothing_and_moves_no_mark() {
 
     // The byte limit works the same way.
     let one_line = s.bytes() / s.len() as u64;
+    // Kept alive: the journal's directory is fsynced at the first append.
+    let dir = tempfile::tempdir().unwrap();
     let mut s = Spool::open(
-        tempfile::tempdir().unwrap().path(),
+        dir.path(),
         SpoolLimits {
             max_entries: 100,
             max_bytes: one_line * 2,

@@ -81,6 +81,9 @@ struct Shared {
     changed: Condvar,
     stopping: AtomicBool,
     conns: Mutex<Conns>,
+    /// When recording (see [`FakeTelegram::record_handovers`]): the instant each update was
+    /// written to a client in a getUpdates response, by update_id.
+    handovers: Mutex<Option<HashMap<i64, Instant>>>,
 }
 
 #[derive(Default)]
@@ -126,12 +129,12 @@ enum Reply {
     Hangup,
 }
 
-/// One HTTP request as read by [`read_request`] (also used by the other fakes).
-pub struct Request {
-    pub target: String,
-    pub headers: Vec<(String, String)>,
-    pub body: Vec<u8>,
-    pub keep_alive: bool,
+/// One parsed HTTP request (also used by `fake_discord` and `fake_slack`).
+pub(super) struct Request {
+    pub(super) target: String,
+    pub(super) headers: Vec<(String, String)>,
+    pub(super) body: Vec<u8>,
+    pub(super) keep_alive: bool,
 }
 
 impl FakeTelegram {
@@ -160,6 +163,7 @@ impl FakeTelegram {
             changed: Condvar::new(),
             stopping: AtomicBool::new(false),
             conns: Mutex::new(Conns::default()),
+            handovers: Mutex::new(None),
         });
         let acceptor = {
             let shared = shared.clone();
@@ -319,6 +323,27 @@ impl FakeTelegram {
             .accepted
     }
 
+    /// Start recording when each update is handed over: the instant the getUpdates response
+    /// carrying it has been written to the socket. For latency measurements that must not
+    /// include the long-poll wait.
+    pub fn record_handovers(&self) {
+        *self
+            .shared
+            .handovers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(HashMap::new());
+    }
+
+    /// The recorded handover instants by update_id (empty unless recording).
+    pub fn handovers(&self) -> HashMap<i64, Instant> {
+        self.shared
+            .handovers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+            .unwrap_or_default()
+    }
+
     /// Wait until at least `n` getUpdates are blocked in their long poll.
     pub fn wait_polling(&self, n: usize, timeout: Duration) -> bool {
         self.shared.wait_until(timeout, |st| st.polls_waiting >= n)
@@ -379,6 +404,19 @@ impl Shared {
                 .wait_timeout(st, deadline - now)
                 .unwrap_or_else(PoisonError::into_inner)
                 .0;
+        }
+    }
+
+    /// If recording, note now as the handover instant of every update in a written
+    /// getUpdates response.
+    fn note_handover(&self, body: &Value) {
+        let mut handovers = self.handovers.lock().unwrap_or_else(PoisonError::into_inner);
+        let (Some(handovers), Some(Value::Array(updates))) = (handovers.as_mut(), body.get("result")) else {
+            return;
+        };
+        let now = Instant::now();
+        for id in updates.iter().filter_map(|u| u.get("update_id")?.as_i64()) {
+            handovers.entry(id).or_insert(now);
         }
     }
 
@@ -542,13 +580,19 @@ fn serve_connection(shared: &Shared, stream: TcpStream) {
                 let _ = writer.shutdown(Shutdown::Both);
                 return;
             }
-            Reply::Json(status, body) => write_response(
-                &mut writer,
-                status,
-                "application/json",
-                body.to_string().as_bytes(),
-                close,
-            ),
+            Reply::Json(status, body) => {
+                let written = write_response(
+                    &mut writer,
+                    status,
+                    "application/json",
+                    body.to_string().as_bytes(),
+                    close,
+                );
+                if written.is_ok() {
+                    shared.note_handover(&body);
+                }
+                written
+            }
             Reply::Raw(status, content_type, body) => {
                 write_response(&mut writer, status, content_type, &body, close)
             }
@@ -560,7 +604,7 @@ fn serve_connection(shared: &Shared, stream: TcpStream) {
 }
 
 /// Read one request; `None` on a clean EOF between requests.
-pub fn read_request(reader: &mut impl BufRead) -> io::Result<Option<Request>> {
+pub(super) fn read_request(reader: &mut impl BufRead) -> io::Result<Option<Request>> {
     // RFC 9112 2.2: ignore empty lines before a request line.
     let line = loop {
         match read_line(reader)? {

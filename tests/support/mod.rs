@@ -5,6 +5,8 @@
 
 #![allow(dead_code)] // each test file uses a different subset
 
+pub mod discord;
+pub mod fake_discord;
 pub mod fake_slack;
 pub mod fake_telegram;
 pub mod slack;
@@ -570,5 +572,17 @@ impl Gateway {
     /// Whether the process is still running.
     pub fn alive(&mut self) -> bool {
         self.child.try_wait().unwrap().is_none()
+    }
+}
+
+/// Merge `patch` into `target`: objects key by key (recursively), anything else replaced.
+pub fn merge_json(target: &mut Value, patch: Value) {
+    match (target, patch) {
+        (Value::Object(target), Value::Object(patch)) => {
+            for (key, value) in patch {
+                merge_json(target.entry(key).or_insert(Value::Null), value);
+            }
+        }
+        (target, patch) => *target = patch,
     }
 }

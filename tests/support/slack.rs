@@ -21,19 +21,8 @@ pub fn config(fake: &FakeSlack, patch: Value) -> String {
             "allowFrom": ["*"],
         }}
     });
-    merge(&mut config, patch);
+    super::merge_json(&mut config, patch);
     config.to_string()
-}
-
-fn merge(target: &mut Value, patch: Value) {
-    match (target, patch) {
-        (Value::Object(target), Value::Object(patch)) => {
-            for (key, value) in patch {
-                merge(target.entry(key).or_insert(Value::Null), value);
-            }
-        }
-        (target, patch) => *target = patch,
-    }
 }
 
 /// A gateway talking to `fake`, with `patch` and extra environment (e.g. the ping testing

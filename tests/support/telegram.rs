@@ -32,19 +32,8 @@ pub fn config_at(api_base_url: &str, patch: Value) -> String {
             "allowFrom": ["*"],
         }}
     });
-    merge(&mut config, patch);
+    super::merge_json(&mut config, patch);
     config.to_string()
-}
-
-fn merge(target: &mut Value, patch: Value) {
-    match (target, patch) {
-        (Value::Object(target), Value::Object(patch)) => {
-            for (key, value) in patch {
-                merge(target.entry(key).or_insert(Value::Null), value);
-            }
-        }
-        (target, patch) => *target = patch,
-    }
 }
 
 /// A gateway polling `fake` with the [`config`] as it is.

@@ -22,7 +22,7 @@ use super::api::{ApiError, WebApi};
 use super::worker::CallResult;
 use crate::channels::SendJob;
 use crate::channels::calls::{CallId, Calls};
-use crate::channels::split::split_text;
+use crate::channels::split::{code_points, split_text};
 use crate::channels::telegram::ratelimit::{Limits, RateLimiter};
 use crate::protocol::{ErrorBody, ErrorCode};
 
@@ -30,7 +30,7 @@ use crate::protocol::{ErrorBody, ErrorCode};
 const MAX_ACTIVE: usize = 8;
 /// Retries after a connect failure.
 const CONNECT_RETRIES: u32 = 3;
-/// Longest part sent (counted in UTF-16 units by the splitter, so never more characters).
+/// Longest part sent, in characters (Unicode code points).
 pub const MAX_MESSAGE_CHARS: usize = 4000;
 /// HTTP timeout of one chat.postMessage.
 const SEND_TIMEOUT: Duration = Duration::from_secs(15);
@@ -77,7 +77,7 @@ impl Outbound {
     /// Accept a job, or answer at once when it cannot be sent.
     pub fn enqueue(&mut self, job: SendJob, now: Instant) -> Result<(), Done> {
         let r = job.request;
-        let parts = split_text(&r.text, MAX_MESSAGE_CHARS);
+        let parts = split_text(&r.text, MAX_MESSAGE_CHARS, code_points);
         if parts.is_empty() || r.to.is_empty() {
             return Err((
                 job.id,

@@ -19,7 +19,7 @@ use super::api::{ApiError, BotApi, SendMessage};
 use super::ratelimit::RateLimiter;
 use super::worker::CallResult;
 use crate::channels::calls::{CallId, Calls};
-use crate::channels::split::split_text;
+use crate::channels::split::{split_text, utf16_units};
 use crate::channels::{SendJob, TextFormat};
 use crate::protocol::{ErrorBody, ErrorCode};
 
@@ -96,7 +96,7 @@ impl Outbound {
             id: job.id,
             chat: r.to.clone(),
             to: r.to,
-            parts: split_text(&r.text, MAX_MESSAGE_UNITS),
+            parts: split_text(&r.text, MAX_MESSAGE_UNITS, utf16_units),
             next: 0,
             message_ids: Vec::new(),
             parse_mode,

@@ -1,0 +1,296 @@
+//! Discord MESSAGE_CREATE payloads to the contract's `channel.message` params.
+//!
+//! Choices the contract leaves open, and why:
+//! - `chatId` is the `channel_id`, which is what `channels.send` takes as `to`. For a message
+//!   in a thread it is the thread's channel id, so a reply lands in the thread.
+//! - `chatType` is `"dm"` when the event has no `guild_id` (a direct message or a group DM),
+//!   else `"guild"`.
+//! - `threadId` is null: the event does not say whether its channel is a thread, and the
+//!   thread already is the chat.
+//! - `from.name` is the display name (`global_name`), else the username.
+//! - `replyTo` is `message_reference.message_id` of a reply (a reference of type 0 or
+//!   without a type; forwards, type 1, are not replies).
+//! - Only user-written messages (type 0 DEFAULT and 19 REPLY) are considered; joins, pins,
+//!   boosts and the like are skipped.
+//! - `ts` is the `timestamp` in unix ms.
+
+use serde_json::{Map, Value, json};
+
+/// The outcome for one MESSAGE_CREATE.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Normalized {
+    /// A message for the agent: its id as a number (the spool sequence), the author id (for
+    /// allowFrom) and the params without `cursor`.
+    Message {
+        id: u64,
+        sender_id: String,
+        params: Map<String, Value>,
+    },
+    /// Written by the bot itself.
+    Own,
+    /// Not for the agent.
+    Skip(&'static str),
+    /// A user's message whose `content` is empty although nothing else (attachment, embed,
+    /// sticker, poll) carries it: what Discord sends when the bot lacks the privileged
+    /// MESSAGE_CONTENT intent.
+    NoContent { sender_id: String },
+}
+
+/// Map one MESSAGE_CREATE `d` for the bot `bot_id`.
+pub fn normalize(d: &Value, bot_id: Option<&str>) -> Normalized {
+    let s = |v: &Value, key: &str| v.get(key).and_then(Value::as_str).map(str::to_owned);
+    let Some(id_text) = s(d, "id") else {
+        return Normalized::Skip("message without id");
+    };
+    let Ok(id) = id_text.parse::<u64>() else {
+        return Normalized::Skip("message id is not a snowflake");
+    };
+    let Some(author) = d.get("author") else {
+        return Normalized::Skip("message without author");
+    };
+    let Some(sender_id) = s(author, "id") else {
+        return Normalized::Skip("author without id");
+    };
+    if bot_id == Some(sender_id.as_str()) {
+        return Normalized::Own;
+    }
+    let kind = d.get("type").and_then(Value::as_u64).unwrap_or(0);
+    if kind != 0 && kind != 19 {
+        return Normalized::Skip("not a user message");
+    }
+    let Some(channel_id) = s(d, "channel_id") else {
+        return Normalized::Skip("message without channel_id");
+    };
+    let text = s(d, "content").unwrap_or_default();
+    if text.is_empty() {
+        let non_empty = |key: &str| match d.get(key) {
+            Some(Value::Array(a)) => !a.is_empty(),
+            Some(Value::Null) | None => false,
+            Some(_) => true,
+        };
+        let carried = [
+            "attachments",
+            "embeds",
+            "sticker_items",
+            "stickers",
+            "components",
+            "poll",
+        ]
+        .iter()
+        .any(|k| non_empty(k));
+        let bot_author = author.get("bot").and_then(Value::as_bool) == Some(true);
+        if carried || bot_author {
+            return Normalized::Skip("no text");
+        }
+        return Normalized::NoContent { sender_id };
+    }
+    let username = s(author, "username");
+    let name = s(author, "global_name")
+        .filter(|n| !n.is_empty())
+        .or_else(|| username.clone())
+        .unwrap_or_else(|| sender_id.clone());
+    let reply_to = d
+        .get("message_reference")
+        .filter(|r| r.get("type").and_then(Value::as_u64).unwrap_or(0) == 0)
+        .and_then(|r| s(r, "message_id"));
+    let ts = s(d, "timestamp")
+        .and_then(|t| rfc3339_ms(&t))
+        .unwrap_or_else(|| snowflake_ms(id));
+    let chat_type = if d.get("guild_id").is_some_and(|g| !g.is_null()) {
+        "guild"
+    } else {
+        "dm"
+    };
+
+    let mut params = Map::new();
+    params.insert("channel".into(), json!("discord"));
+    params.insert("chatId".into(), json!(channel_id));
+    params.insert("chatType".into(), json!(chat_type));
+    params.insert("messageId".into(), json!(id_text));
+    params.insert("threadId".into(), Value::Null);
+    params.insert(
+        "from".into(),
+        json!({"id": sender_id, "username": username, "name": name}),
+    );
+    params.insert("text".into(), json!(text));
+    params.insert("ts".into(), json!(ts));
+    params.insert("replyTo".into(), json!(reply_to));
+    params.insert("edited".into(), json!(false));
+    Normalized::Message {
+        id,
+        sender_id,
+        params,
+    }
+}
+
+/// Discord's epoch (2015-01-01T00:00:00Z) in unix ms; a snowflake's top 42 bits are ms since it.
+const DISCORD_EPOCH_MS: u64 = 1_420_070_400_000;
+
+/// The creation time of a snowflake, in unix ms (the fallback when `timestamp` is missing).
+pub fn snowflake_ms(id: u64) -> u64 {
+    (id >> 22) + DISCORD_EPOCH_MS
+}
+
+/// An RFC 3339 timestamp (`2024-05-01T12:34:56.789000+00:00`, `...Z`, any fraction length,
+/// any offset) in unix ms; `None` when it is not one. Leap seconds (`:60`) count as `:59`.
+pub fn rfc3339_ms(text: &str) -> Option<u64> {
+    let b = text.as_bytes();
+    let num = |range: std::ops::Range<usize>| -> Option<i64> {
+        let part = b.get(range)?;
+        part.iter()
+            .all(u8::is_ascii_digit)
+            .then(|| part.iter().fold(0i64, |n, d| n * 10 + i64::from(d - b'0')))
+    };
+    let sep = |i: usize, c: &[u8]| b.get(i).is_some_and(|x| c.contains(x));
+    if !(sep(4, b"-") && sep(7, b"-") && sep(10, b"Tt ") && sep(13, b":") && sep(16, b":")) {
+        return None;
+    }
+    let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (hour, minute, second) = (num(11..13)?, num(14..16)?, num(17..19)?.min(59));
+    if !(1..=12).contains(&month) || day < 1 || day > days_in_month(year, month) {
+        return None;
+    }
+    if hour > 23 || minute > 59 {
+        return None;
+    }
+    let mut i = 19;
+    let mut millis = 0i64;
+    if b.get(i) == Some(&b'.') {
+        i += 1;
+        let start = i;
+        while b.get(i).is_some_and(u8::is_ascii_digit) {
+            if i - start < 3 {
+                millis = millis * 10 + i64::from(b[i] - b'0');
+            }
+            i += 1;
+        }
+        if i == start {
+            return None;
+        }
+        for _ in (i - start)..3 {
+            millis *= 10;
+        }
+    }
+    let offset_min = match b.get(i)? {
+        b'Z' | b'z' if i + 1 == b.len() => 0,
+        sign @ (b'+' | b'-') if i + 6 == b.len() && b[i + 3] == b':' => {
+            let m = num(i + 1..i + 3)? * 60 + num(i + 4..i + 6)?;
+            if *sign == b'+' { m } else { -m }
+        }
+        _ => return None,
+    };
+    let days = days_from_civil(year, month, day);
+    let secs = days * 86_400 + hour * 3600 + minute * 60 + second - offset_min * 60;
+    u64::try_from(secs * 1000 + millis).ok()
+}
+
+fn days_in_month(year: i64, month: i64) -> i64 {
+    match month {
+        2 if (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
+fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(extra: Value) -> Value {
+        let mut m = json!({
+            "id": "1234567890123456789", "channel_id": "555", "type": 0,
+            "author": {"id": "42", "username": "ada", "global_name": "Ada Lovelace"},
+            "content": "hello", "timestamp": "2024-05-01T12:34:56.789000+00:00",
+            "attachments": [], "embeds": [], "mentions": []
+        });
+        for (k, v) in extra.as_object().unwrap() {
+            m[k] = v.clone();
+        }
+        m
+    }
+
+    #[test]
+    fn dm_and_guild_messages() {
+        let Normalized::Message {
+            id,
+            sender_id,
+            params,
+        } = normalize(&message(json!({})), Some("9"))
+        else {
+            panic!()
+        };
+        assert_eq!(id, 1234567890123456789);
+        assert_eq!(sender_id, "42");
+        assert_eq!(
+            Value::Object(params),
+            json!({"channel": "discord", "chatId": "555", "chatType": "dm",
+                   "messageId": "1234567890123456789", "threadId": null,
+                   "from": {"id": "42", "username": "ada", "name": "Ada Lovelace"},
+                   "text": "hello", "ts": 1_714_566_896_789u64, "replyTo": null, "edited": false})
+        );
+        let m = message(json!({"guild_id": "7", "type": 19,
+            "message_reference": {"message_id": "111", "channel_id": "555"},
+            "author": {"id": "42", "username": "ada", "global_name": null}}));
+        let Normalized::Message { params, .. } = normalize(&m, Some("9")) else {
+            panic!()
+        };
+        assert_eq!(params["chatType"], "guild");
+        assert_eq!(params["replyTo"], "111");
+        assert_eq!(params["from"]["name"], "ada");
+    }
+
+    #[test]
+    fn own_system_and_empty_messages() {
+        let own = message(json!({"author": {"id": "9", "username": "me", "bot": true}}));
+        assert_eq!(normalize(&own, Some("9")), Normalized::Own);
+        assert!(matches!(
+            normalize(&message(json!({"type": 7})), Some("9")),
+            Normalized::Skip(_)
+        ));
+        let photo = message(json!({"content": "", "attachments": [{"id": "1"}]}));
+        assert!(matches!(normalize(&photo, Some("9")), Normalized::Skip(_)));
+        let empty = message(json!({"content": ""}));
+        assert_eq!(
+            normalize(&empty, Some("9")),
+            Normalized::NoContent {
+                sender_id: "42".into()
+            }
+        );
+        let forward = message(json!({"message_reference": {"type": 1, "message_id": "5"}}));
+        let Normalized::Message { params, .. } = normalize(&forward, None) else {
+            panic!()
+        };
+        assert_eq!(params["replyTo"], Value::Null);
+    }
+
+    #[test]
+    fn timestamps() {
+        assert_eq!(rfc3339_ms("1970-01-01T00:00:00Z"), Some(0));
+        assert_eq!(
+            rfc3339_ms("2024-05-01T12:34:56.789000+00:00"),
+            Some(1_714_566_896_789)
+        );
+        assert_eq!(rfc3339_ms("2024-05-01T14:34:56.7+02:00"), Some(1_714_566_896_700));
+        assert_eq!(rfc3339_ms("2024-02-29T00:00:00Z"), Some(1_709_164_800_000));
+        assert_eq!(rfc3339_ms("2023-02-29T00:00:00Z"), None);
+        assert_eq!(rfc3339_ms("2024-05-01 12:34:56Z"), Some(1_714_566_896_000));
+        assert_eq!(rfc3339_ms("2024-05-01T12:34:56"), None);
+        assert_eq!(rfc3339_ms("2024-05-01T12:34:56.Z"), None);
+        assert_eq!(rfc3339_ms("garbage"), None);
+        assert_eq!(rfc3339_ms("2024-05-01T12:34:56+0000"), None);
+        // The snowflake of the docs' example: 2016-04-30 11:18:25.796 UTC.
+        assert_eq!(snowflake_ms(175928847299117063), 1_462_015_105_796);
+    }
+}

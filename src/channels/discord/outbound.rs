@@ -1,0 +1,405 @@
+//! `channels.send` for Discord: splitting at 2000 code points, rate-limit buckets, retries.
+//!
+//! Shaped like the Telegram sender: one job per `channels.send`, at most one active job per
+//! channel (parts stay in order), at most [`MAX_ACTIVE`] channels at once, each HTTP call on
+//! its own short thread. Waits, before Discord has to say 429: the bucket of the route
+//! (`X-RateLimit-Remaining` 0 → wait `Reset-After`), the global 50 requests/s, and after a
+//! global 429 every route. Retries: after a 429 (wait `retry_after`, float seconds; at most
+//! [`MAX_RATE_RETRIES`] times) and after a connect failure (up to [`CONNECT_RETRIES`] times).
+//! Never after a timeout or a 5xx: the message may have been posted.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use super::api::{MAX_RETRY_AFTER, RateInfo, RestApi, RestError};
+use super::worker::CallResult;
+use crate::channels::SendJob;
+use crate::channels::calls::{CallId, Calls};
+use crate::channels::split::{code_points, split_text};
+use crate::protocol::{ErrorBody, ErrorCode};
+
+/// Channels served at once.
+const MAX_ACTIVE: usize = 8;
+/// Retries after a connect failure.
+const CONNECT_RETRIES: u32 = 3;
+/// Retries after 429s, per part.
+const MAX_RATE_RETRIES: u32 = 5;
+/// Discord's limit on one message, in code points.
+pub const MAX_MESSAGE_CHARS: usize = 2000;
+/// HTTP timeout of one create-message call.
+const SEND_TIMEOUT: Duration = Duration::from_secs(15);
+/// Global limit: requests per second per bot.
+const GLOBAL_PER_SECOND: usize = 50;
+/// Forget bucket state past this many routes (only expired entries go).
+const MAX_TRACKED: usize = 1024;
+
+/// A finished send: the job id and the `channels.send` result.
+pub type Done = (u64, Result<Value, ErrorBody>);
+
+struct Job {
+    id: u64,
+    to: String,
+    /// The channel posted into: `threadId` when given (a thread is a channel), else `to`.
+    route: String,
+    parts: Vec<String>,
+    next: usize,
+    message_ids: Vec<String>,
+    reply_to: Option<String>,
+    connect_retries: u32,
+    rate_retries: u32,
+    not_before: Instant,
+    call: Option<CallId>,
+}
+
+impl Job {
+    fn body(&self) -> Value {
+        let mut body = json!({"content": self.parts[self.next], "allowed_mentions": {"parse": []}});
+        if self.next == 0 {
+            if let Some(id) = &self.reply_to {
+                // A reply to a message deleted meanwhile still delivers the answer.
+                body["message_reference"] = json!({"message_id": id, "fail_if_not_exists": false});
+            }
+        }
+        body
+    }
+}
+
+fn snowflake(value: &str, what: &str) -> Result<String, ErrorBody> {
+    if !value.is_empty() && value.len() <= 20 && value.bytes().all(|b| b.is_ascii_digit()) {
+        Ok(value.to_owned())
+    } else {
+        Err(ErrorBody::new(
+            ErrorCode::InvalidRequest,
+            format!("{what} {value:?} is not a Discord id (a snowflake of digits)"),
+        ))
+    }
+}
+
+/// Rate-limit state learned from the headers, and the global limits.
+#[derive(Default)]
+pub struct Buckets {
+    route_bucket: HashMap<String, String>,
+    /// Per bucket (or route, before its bucket is known): exhausted until this instant.
+    exhausted_until: HashMap<String, Instant>,
+    global_until: Option<Instant>,
+    recent: VecDeque<Instant>,
+}
+
+impl Buckets {
+    fn key<'a>(&'a self, route: &'a str) -> &'a str {
+        self.route_bucket.get(route).map_or(route, String::as_str)
+    }
+
+    /// How long a request on `route` must wait at `now`.
+    pub fn delay(&mut self, route: &str, now: Instant) -> Duration {
+        while self
+            .recent
+            .front()
+            .is_some_and(|&t| t + Duration::from_secs(1) <= now)
+        {
+            self.recent.pop_front();
+        }
+        let mut wait = Duration::ZERO;
+        if self.recent.len() >= GLOBAL_PER_SECOND {
+            wait = (self.recent[0] + Duration::from_secs(1)).saturating_duration_since(now);
+        }
+        if let Some(g) = self.global_until {
+            wait = wait.max(g.saturating_duration_since(now));
+        }
+        if let Some(&until) = self.exhausted_until.get(self.key(route)) {
+            wait = wait.max(until.saturating_duration_since(now));
+        }
+        wait
+    }
+
+    /// A request on `route` starts at `now`.
+    pub fn record(&mut self, now: Instant) {
+        self.recent.push_back(now);
+        while self.recent.len() > GLOBAL_PER_SECOND {
+            self.recent.pop_front();
+        }
+    }
+
+    /// Learn from an answer's headers.
+    pub fn update(&mut self, route: &str, rate: &RateInfo, now: Instant) {
+        if let Some(bucket) = &rate.bucket {
+            self.route_bucket.insert(route.to_owned(), bucket.clone());
+        }
+        let key = self.key(route).to_owned();
+        match (rate.remaining, rate.reset_after) {
+            (Some(0), Some(after)) => {
+                self.exhausted_until.insert(key, now + after);
+            }
+            (Some(_), _) => {
+                self.exhausted_until.remove(&key);
+            }
+            _ => {}
+        }
+        if self.exhausted_until.len() > MAX_TRACKED {
+            self.exhausted_until.retain(|_, until| *until > now);
+        }
+        if self.route_bucket.len() > MAX_TRACKED {
+            self.route_bucket.clear();
+        }
+    }
+
+    /// A 429: the route's bucket (or every route, when global) waits `after`.
+    pub fn limited(&mut self, route: &str, global: bool, after: Duration, now: Instant) {
+        if global {
+            self.global_until = Some(now + after);
+        } else {
+            let key = self.key(route).to_owned();
+            self.exhausted_until.insert(key, now + after);
+        }
+    }
+}
+
+#[derive(Default)]
+pub struct Outbound {
+    waiting: VecDeque<Job>,
+    active: Vec<Job>,
+    buckets: Buckets,
+}
+
+impl Outbound {
+    /// Accept a job, or answer at once when its params cannot be sent to Discord.
+    pub fn enqueue(&mut self, job: SendJob, now: Instant) -> Result<(), Done> {
+        let r = job.request;
+        let fail = |e| (job.id, Err(e));
+        let to = snowflake(&r.to, "to").map_err(fail)?;
+        let route = match &r.thread_id {
+            Some(t) => snowflake(t, "threadId").map_err(fail)?,
+            None => to.clone(),
+        };
+        let reply_to = r
+            .reply_to
+            .as_deref()
+            .map(|id| snowflake(id, "replyTo"))
+            .transpose()
+            .map_err(fail)?;
+        let parts = split_text(&r.text, MAX_MESSAGE_CHARS, code_points);
+        if parts.iter().all(|p| p.trim().is_empty()) {
+            return Err(fail(ErrorBody::new(
+                ErrorCode::InvalidRequest,
+                "text is empty; Discord does not send empty messages",
+            )));
+        }
+        self.waiting.push_back(Job {
+            id: job.id,
+            to,
+            route,
+            parts,
+            next: 0,
+            message_ids: Vec::new(),
+            reply_to,
+            connect_retries: 0,
+            rate_retries: 0,
+            not_before: now,
+            call: None,
+        });
+        Ok(())
+    }
+
+    /// Promote waiting jobs and start the calls that may go now.
+    pub fn drive(&mut self, now: Instant, calls: &mut Calls<CallResult>, api: &Arc<RestApi>) -> Vec<Done> {
+        let mut i = 0;
+        while i < self.waiting.len() && self.active.len() < MAX_ACTIVE {
+            if self.active.iter().any(|j| j.route == self.waiting[i].route) {
+                i += 1;
+                continue;
+            }
+            let job = self.waiting.remove(i).expect("index in range");
+            self.active.push(job);
+        }
+        let mut failed = Vec::new();
+        for job in &mut self.active {
+            if job.call.is_some() || now < job.not_before {
+                continue;
+            }
+            let wait = self.buckets.delay(&job.route, now);
+            if !wait.is_zero() {
+                job.not_before = now + wait;
+                continue;
+            }
+            self.buckets.record(now);
+            let api = api.clone();
+            let (route, body) = (job.route.clone(), job.body());
+            match calls.start(move || {
+                let (result, rate) = api.create_message(&route, &body, SEND_TIMEOUT);
+                CallResult::Sent { result, rate }
+            }) {
+                Ok(id) => job.call = Some(id),
+                Err(e) => failed.push((
+                    job.id,
+                    Err(ErrorBody::retryable(
+                        ErrorCode::Unavailable,
+                        format!("cannot start the send: {e}"),
+                        None,
+                    )),
+                )),
+            }
+        }
+        let failed_ids: Vec<u64> = failed.iter().map(|(id, _)| *id).collect();
+        self.active.retain(|j| !failed_ids.contains(&j.id));
+        failed
+    }
+
+    /// A create-message call answered. Returns the job's result when the job is finished.
+    pub fn on_result(
+        &mut self,
+        call: CallId,
+        result: Result<Value, RestError>,
+        rate: &RateInfo,
+        now: Instant,
+    ) -> Option<Done> {
+        let pos = self.active.iter().position(|j| j.call == Some(call))?;
+        let job = &mut self.active[pos];
+        job.call = None;
+        self.buckets.update(&job.route, rate, now);
+        let result = match result {
+            Ok(message) => {
+                let id = message.get("id").and_then(Value::as_str).unwrap_or_default();
+                job.message_ids.push(id.to_owned());
+                job.next += 1;
+                if job.next < job.parts.len() {
+                    return None;
+                }
+                Ok(json!({"channel": "discord", "to": job.to, "messageIds": job.message_ids}))
+            }
+            Err(RestError::RateLimited {
+                retry_after, global, ..
+            }) if job.rate_retries < MAX_RATE_RETRIES && retry_after <= MAX_RETRY_AFTER => {
+                job.rate_retries += 1;
+                log::warn!(
+                    "discord: {}rate limited sending to {}; retrying in {:.3}s",
+                    if global { "globally " } else { "" },
+                    job.route,
+                    retry_after.as_secs_f64()
+                );
+                self.buckets.limited(&job.route, global, retry_after, now);
+                job.not_before = now + retry_after;
+                return None;
+            }
+            Err(e @ RestError::Connect(_)) if job.connect_retries < CONNECT_RETRIES => {
+                job.connect_retries += 1;
+                let delay = Duration::from_secs(1 << job.connect_retries.min(4));
+                log::warn!(
+                    "discord: could not reach the API to send to {} ({e}); retrying in {delay:?}",
+                    job.route
+                );
+                job.not_before = now + delay;
+                return None;
+            }
+            Err(e) => {
+                let mut body = e.to_error_body();
+                if !job.message_ids.is_empty() {
+                    body.message = format!(
+                        "{} (after sending {} of {} parts, message ids {})",
+                        body.message,
+                        job.message_ids.len(),
+                        job.parts.len(),
+                        job.message_ids.join(",")
+                    );
+                }
+                Err(body)
+            }
+        };
+        let done = (job.id, result);
+        self.active.remove(pos);
+        Some(done)
+    }
+
+    /// When the next waiting call may start, if one is waiting on time.
+    pub fn next_wake(&self) -> Option<Instant> {
+        self.active
+            .iter()
+            .filter(|j| j.call.is_none())
+            .map(|j| j.not_before)
+            .min()
+    }
+
+    /// Fail every job (the token was refused).
+    pub fn fail_all(&mut self, body: &ErrorBody) -> Vec<Done> {
+        self.active
+            .drain(..)
+            .chain(self.waiting.drain(..))
+            .map(|j| (j.id, Err(body.clone())))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::channels::{SendRequest, TextFormat};
+
+    fn job(id: u64, to: &str, text: &str, reply_to: Option<&str>) -> SendJob {
+        SendJob {
+            id,
+            request: SendRequest {
+                channel: "discord".into(),
+                to: to.into(),
+                text: text.into(),
+                reply_to: reply_to.map(str::to_owned),
+                thread_id: None,
+                format: TextFormat::Plain,
+                idempotency_key: None,
+            },
+        }
+    }
+
+    #[test]
+    fn bad_ids_and_empty_text_are_refused_at_once() {
+        let now = Instant::now();
+        let mut o = Outbound::default();
+        let (_, r) = o.enqueue(job(1, "../gateway", "x", None), now).unwrap_err();
+        assert_eq!(r.unwrap_err().code, ErrorCode::InvalidRequest);
+        let (_, r) = o.enqueue(job(2, "1", "x", Some("abc")), now).unwrap_err();
+        assert_eq!(r.unwrap_err().code, ErrorCode::InvalidRequest);
+        let (_, r) = o.enqueue(job(3, "1", "  ", None), now).unwrap_err();
+        assert_eq!(r.unwrap_err().code, ErrorCode::InvalidRequest);
+        assert!(o.enqueue(job(4, "1", "hi", Some("5")), now).is_ok());
+        let j = &o.waiting[0];
+        assert_eq!(
+            j.body(),
+            json!({"content": "hi", "allowed_mentions": {"parse": []},
+                   "message_reference": {"message_id": "5", "fail_if_not_exists": false}})
+        );
+    }
+
+    #[test]
+    fn buckets_wait_for_reset_and_global() {
+        let t0 = Instant::now();
+        let mut b = Buckets::default();
+        assert_eq!(b.delay("1", t0), Duration::ZERO);
+        let info = RateInfo {
+            bucket: Some("abc".into()),
+            remaining: Some(0),
+            reset_after: Some(Duration::from_millis(800)),
+        };
+        b.update("1", &info, t0);
+        assert_eq!(b.delay("1", t0), Duration::from_millis(800));
+        assert_eq!(b.delay("2", t0), Duration::ZERO);
+        // Another route in the same bucket shares the wait once known.
+        b.update(
+            "2",
+            &RateInfo {
+                remaining: None,
+                ..info.clone()
+            },
+            t0,
+        );
+        assert_eq!(b.delay("2", t0), Duration::from_millis(800));
+        b.limited("3", true, Duration::from_secs(2), t0);
+        assert_eq!(b.delay("9", t0), Duration::from_secs(2));
+        let t1 = t0 + Duration::from_secs(3);
+        for _ in 0..GLOBAL_PER_SECOND {
+            assert_eq!(b.delay("9", t1), Duration::ZERO);
+            b.record(t1);
+        }
+        assert_eq!(b.delay("9", t1), Duration::from_secs(1));
+    }
+}

@@ -1,0 +1,261 @@
+//! The Discord connector thread (`emonk-discord`): gateway events in, sends out.
+//!
+//! It owns no socket. The gateway thread ([`GatewayHandle`]) reports READY, RESUMED, each
+//! MESSAGE_CREATE and its troubles over a channel; sends run as HTTP calls on short threads
+//! ([`Calls`]), like Telegram's. So this loop is always free for `Stop`, probes and sends.
+//!
+//! Inbound: a MESSAGE_CREATE not written by the bot itself is normalized, checked against
+//! `allowFrom`, and appended to the spool before the router hears of it. The spool source is
+//! `discord/<bot id>/<channel id>` with the message id (a snowflake) as sequence number:
+//! snowflakes rise within one channel, but two channels' messages can arrive in either order,
+//! and a per-bot mark would then skip the later-arriving older one as a "duplicate".
+//! Discord has no offset to confirm: a message the gateway delivered is ours to keep, so a
+//! full spool (or a failing disk) loses it, which is logged with its id.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Sender, select};
+use serde_json::Value;
+
+use super::api::{RateInfo, RestApi, RestError};
+use super::gateway::{GatewayHandle, GwEvent};
+use super::normalize::{Normalized, normalize};
+use super::outbound::{Done, Outbound};
+use crate::channels::calls::Calls;
+use crate::channels::{ChannelStatus, ConnectorCommand, ConnectorContext, ConnectorEvent};
+use crate::protocol::{ErrorBody, ErrorCode};
+use crate::spool::Spool;
+
+/// `lastError` once messages arrive without content.
+pub const CONTENT_HINT: &str = "messages arrive with empty content: enable the Message Content intent (MESSAGE_CONTENT) for this bot in the Discord Developer Portal (Bot > Privileged Gateway Intents)";
+/// How long a stop waits for the gateway thread and calls in flight.
+const STOP_GRACE: Duration = Duration::from_millis(1200);
+/// Timers never sleep longer than this.
+const MAX_SLEEP: Duration = Duration::from_secs(60);
+
+/// The result of one HTTP call.
+pub enum CallResult {
+    Sent {
+        result: Result<Value, RestError>,
+        rate: RateInfo,
+    },
+}
+
+pub struct Worker {
+    api: Arc<RestApi>,
+    token: String,
+    allow_from: Vec<String>,
+    spool: Arc<Mutex<Spool>>,
+    ctx: ConnectorContext,
+    status: ChannelStatus,
+    bot_id: Option<String>,
+    unauthorized: bool,
+    content_warned: bool,
+    refused: HashSet<String>,
+    calls: Calls<CallResult>,
+    outbound: Outbound,
+    /// Kept so the event channel never disconnects (a disconnected receiver would make the
+    /// select below spin after the gateway thread ended).
+    gw_tx: Sender<GwEvent>,
+    gw_rx: Receiver<GwEvent>,
+}
+
+impl Worker {
+    pub fn new(
+        api: RestApi,
+        token: String,
+        allow_from: Vec<String>,
+        spool: Arc<Mutex<Spool>>,
+        ctx: ConnectorContext,
+    ) -> Worker {
+        let (gw_tx, gw_rx) = crossbeam_channel::unbounded();
+        Worker {
+            api: Arc::new(api),
+            token,
+            allow_from,
+            spool,
+            ctx,
+            status: ChannelStatus::new("discord", "starting"),
+            bot_id: None,
+            unauthorized: false,
+            content_warned: false,
+            refused: HashSet::new(),
+            calls: Calls::new("emonk-discord-http"),
+            outbound: Outbound::default(),
+            gw_tx,
+            gw_rx,
+        }
+    }
+
+    pub fn run(mut self) {
+        self.report();
+        let gateway = match GatewayHandle::spawn(self.api.clone(), self.token.clone(), self.gw_tx.clone()) {
+            Ok(g) => Some(g),
+            Err(e) => {
+                log::error!("discord: cannot start the gateway thread: {e}");
+                self.set_state("fatal", Some(format!("cannot start the gateway thread: {e}")));
+                None
+            }
+        };
+        let commands = self.ctx.commands.clone();
+        let results = self.calls.results().clone();
+        let events = self.gw_rx.clone();
+        loop {
+            let now = Instant::now();
+            let failed = self.outbound.drive(now, &mut self.calls, &self.api);
+            self.finish_sends(failed);
+            let wake = self.outbound.next_wake().unwrap_or(now + MAX_SLEEP).max(now);
+            select! {
+                recv(commands) -> cmd => match cmd {
+                    Ok(ConnectorCommand::Send(job)) => {
+                        if self.unauthorized {
+                            self.finish_sends(vec![(job.id, Err(unauthorized_body()))]);
+                        } else if let Err(done) = self.outbound.enqueue(job, Instant::now()) {
+                            self.finish_sends(vec![done]);
+                        }
+                    }
+                    Ok(ConnectorCommand::Probe(p)) => p.answer(),
+                    Ok(ConnectorCommand::Stop) | Err(_) => break,
+                },
+                recv(events) -> e => if let Ok(e) = e { self.on_gateway(e) },
+                recv(results) -> r => if let Ok((id, CallResult::Sent { result, rate })) = r {
+                    if result.is_ok() {
+                        self.status.outbound += 1;
+                        self.report();
+                    }
+                    if let Some(done) = self.outbound.on_result(id, result, &rate, Instant::now()) {
+                        self.finish_sends(vec![done]);
+                    }
+                },
+                recv(crossbeam_channel::at(wake)) -> _ => {}
+            }
+        }
+        let deadline = Instant::now() + STOP_GRACE;
+        self.api.shutdown();
+        if let Some(g) = gateway {
+            g.stop(deadline);
+        }
+        self.status.state = "stopped".into();
+        self.report();
+        self.calls.finish(deadline);
+    }
+
+    fn report(&self) {
+        self.ctx.report(ConnectorEvent::Status(self.status.clone()));
+    }
+
+    fn set_state(&mut self, state: &str, error: Option<String>) {
+        self.status.state = state.to_owned();
+        if error.is_some() {
+            self.status.last_error = error;
+        }
+        self.report();
+    }
+
+    /// `running`, with the last error cleared (but the content hint kept: it stays true).
+    fn mark_running(&mut self) {
+        self.status.last_poll_ms = Some(crate::procinfo::unix_ms());
+        self.status.last_error = self.content_warned.then(|| CONTENT_HINT.to_owned());
+        self.set_state("running", None);
+    }
+
+    fn on_gateway(&mut self, event: GwEvent) {
+        match event {
+            GwEvent::Ready { user_id, username } => {
+                log::info!("discord: connected as {username} (id {user_id})");
+                self.status.account = Some(username);
+                self.bot_id = Some(user_id);
+                self.mark_running();
+            }
+            GwEvent::Resumed => self.mark_running(),
+            GwEvent::Message(d) => {
+                self.status.last_poll_ms = Some(crate::procinfo::unix_ms());
+                self.on_message(&d);
+            }
+            GwEvent::Trouble(why) => self.set_state("backoff", Some(why)),
+            GwEvent::Fatal { state, error } => {
+                if state == "unauthorized" {
+                    self.unauthorized = true;
+                    let failed = self.outbound.fail_all(&unauthorized_body());
+                    self.finish_sends(failed);
+                }
+                self.set_state(state, Some(error));
+            }
+        }
+    }
+
+    fn on_message(&mut self, d: &Value) {
+        let (id, sender_id, params) = match normalize(d, self.bot_id.as_deref()) {
+            Normalized::Message {
+                id,
+                sender_id,
+                params,
+            } => (id, sender_id, params),
+            Normalized::Own => return,
+            Normalized::Skip(why) => {
+                log::debug!("discord: skipping a message: {why}");
+                return;
+            }
+            Normalized::NoContent { sender_id } => {
+                if !self.content_warned {
+                    self.content_warned = true;
+                    log::warn!(
+                        "discord: a message from {sender_id} arrived with empty content; {CONTENT_HINT}"
+                    );
+                    self.status.last_error = Some(CONTENT_HINT.to_owned());
+                    self.report();
+                }
+                return;
+            }
+        };
+        if !self.allow_from.iter().any(|a| a == "*" || *a == sender_id) {
+            if self.refused.insert(sender_id.clone()) {
+                let name = params["from"]["name"].as_str().unwrap_or("");
+                log::warn!(
+                    "discord: refused a message from {name:?} (id {sender_id}); to allow this sender add \"{sender_id}\" to channels.discord.allowFrom"
+                );
+            }
+            return;
+        }
+        let chat = params["chatId"].as_str().unwrap_or_default().to_owned();
+        let source = format!("discord/{}/{chat}", self.bot_id.as_deref().unwrap_or("0"));
+        let appended = self
+            .spool
+            .lock()
+            .expect("spool lock")
+            .append(&source, vec![(id, params)]);
+        match appended {
+            Ok(entries) => {
+                if entries.is_empty() {
+                    log::debug!("discord: message {id} is already spooled");
+                    return;
+                }
+                self.status.inbound += entries.len() as u64;
+                self.ctx.report(ConnectorEvent::Inbound(entries));
+                self.report();
+            }
+            Err(e) => {
+                log::error!(
+                    "discord: cannot spool message {id} in channel {chat} from {sender_id}: {e}; the message is lost (Discord does not redeliver)"
+                );
+                self.status.last_error = Some(format!("spool: {e}"));
+                self.report();
+            }
+        }
+    }
+
+    fn finish_sends(&mut self, done: Vec<Done>) {
+        for (id, result) in done {
+            self.ctx.report(ConnectorEvent::SendDone { id, result });
+        }
+    }
+}
+
+fn unauthorized_body() -> ErrorBody {
+    ErrorBody::new(
+        ErrorCode::Unavailable,
+        "the discord bot token was refused; fix channels.discord.token",
+    )
+}

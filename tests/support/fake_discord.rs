@@ -1,0 +1,728 @@
+//! A fake Discord for integration tests: the REST API on one port and the Gateway v10
+//! WebSocket server on another, both on 127.0.0.1:0.
+//!
+//! REST: `GET …/gateway/bot` (answers `ws://127.0.0.1:WSPORT`) and
+//! `POST …/channels/{id}/messages` (recorded, with rate-limit headers), both checking
+//! `Authorization: Bot <token>` and the `DiscordBot (…)` User-Agent; scripted 429s (float
+//! `retry_after`, global or not), other statuses with Discord's error JSON, and hang-ups.
+//!
+//! Gateway: real v10 frames. Hello, heartbeat ACKs, Identify (token without `Bot `, intents
+//! checked) → READY with a session id and a `resume_gateway_url` pointing back here; every
+//! dispatch gets the next `s` in the session's log; Resume replays the log after the
+//! client's `seq`, then RESUMED. A pushed message goes to the live connection, or waits in
+//! the log while there is none (or while it is a zombie). Faults for the live connection:
+//! stop ACKing and delivering (zombie), op 7, op 9 true/false, op 1, close with any code,
+//! drop the TCP connection; and for every Identify: close with a code, or op 9 false.
+//!
+//! The HTTP request reader is `fake_telegram`'s. Every wait is bounded; dropping the fake
+//! stops and joins its threads.
+
+use std::collections::{HashSet, VecDeque};
+use std::io::{self, BufReader, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use tungstenite::protocol::CloseFrame;
+use tungstenite::protocol::frame::coding::CloseCode;
+use tungstenite::{Message, WebSocket};
+
+use super::fake_telegram::read_request;
+
+/// The bot user the fake plays.
+pub const BOT_ID: &str = "900000000000000001";
+pub const BOT_NAME: &str = "fakebot";
+/// The intents Identify must include.
+const REQUIRED_INTENTS: u64 = (1 << 9) | (1 << 12) | (1 << 15);
+
+/// A fault for the live gateway connection.
+#[derive(Clone, Debug, PartialEq)]
+pub enum GwFault {
+    /// Stop ACKing heartbeats and delivering events (the connection is a zombie).
+    StopAcking,
+    /// Op 7 Reconnect.
+    Reconnect,
+    /// Op 9 Invalid Session with `d`; `false` also ends the session.
+    InvalidSession(bool),
+    /// Op 1: the client must heartbeat at once.
+    HeartbeatRequest,
+    /// Close with this code.
+    Close(u16),
+    /// Drop the TCP connection without a close frame.
+    Drop,
+}
+
+/// A scripted answer to the next create-message.
+#[derive(Clone, Debug, PartialEq)]
+pub enum SendFault {
+    /// 429 with `retry_after` seconds; `global` sets `X-RateLimit-Global`.
+    RateLimited(f64, bool),
+    /// This status with `{"code":code,"message":message}`.
+    Status(u16, u64, String),
+    /// Close without answering.
+    Drop,
+}
+
+/// What the fake saw of one Identify or Resume.
+#[derive(Clone, Debug)]
+pub struct Opening {
+    pub at: Instant,
+    pub d: Value,
+}
+
+pub struct FakeDiscord {
+    shared: Arc<Shared>,
+    http_addr: SocketAddr,
+    ws_addr: SocketAddr,
+    acceptors: Vec<JoinHandle<()>>,
+}
+
+struct Shared {
+    token: String,
+    state: Mutex<State>,
+    changed: Condvar,
+    stopping: AtomicBool,
+    open: Mutex<Vec<TcpStream>>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+}
+
+struct Session {
+    id: String,
+    /// Every dispatch frame of the session, `s` = index + 1.
+    log: Vec<Value>,
+}
+
+#[derive(Default)]
+struct State {
+    ws_url: String,
+    heartbeat_ms: u64,
+    next_id: u64,
+    sessions_made: u64,
+    session: Option<Session>,
+    /// The connection that gets events and faults (0: none).
+    live: u64,
+    next_conn: u64,
+    faults: VecDeque<GwFault>,
+    identify_close: Option<u16>,
+    identify_invalid: bool,
+    identifies: Vec<Opening>,
+    resumes: Vec<Opening>,
+    /// Close codes the client sent.
+    client_closes: Vec<u16>,
+    connections: usize,
+    gateway_bot_calls: usize,
+    channels: HashSet<String>,
+    sent: Vec<Value>,
+    send_times: Vec<Instant>,
+    send_faults: VecDeque<SendFault>,
+    revoked: bool,
+}
+
+impl FakeDiscord {
+    /// Start with this bot token and a 1 s heartbeat interval.
+    pub fn start(token: &str) -> FakeDiscord {
+        let http = TcpListener::bind("127.0.0.1:0").expect("bind http");
+        let ws = TcpListener::bind("127.0.0.1:0").expect("bind ws");
+        let http_addr = http.local_addr().unwrap();
+        let ws_addr = ws.local_addr().unwrap();
+        let shared = Arc::new(Shared {
+            token: token.to_owned(),
+            state: Mutex::new(State {
+                ws_url: format!("ws://{ws_addr}"),
+                heartbeat_ms: 1000,
+                next_id: 1_250_000_000_000_000_000,
+                ..State::default()
+            }),
+            changed: Condvar::new(),
+            stopping: AtomicBool::new(false),
+            open: Mutex::new(Vec::new()),
+            threads: Mutex::new(Vec::new()),
+        });
+        let s1 = shared.clone();
+        let s2 = shared.clone();
+        let acceptors = vec![
+            thread::spawn(move || accept(&s1, http, serve_http)),
+            thread::spawn(move || accept(&s2, ws, serve_ws)),
+        ];
+        FakeDiscord {
+            shared,
+            http_addr,
+            ws_addr,
+            acceptors,
+        }
+    }
+
+    /// The REST base URL, to use as `apiBaseUrl`.
+    pub fn api_url(&self) -> String {
+        format!("http://{}/api/v10", self.http_addr)
+    }
+
+    pub fn set_heartbeat_ms(&self, ms: u64) {
+        self.shared.lock().heartbeat_ms = ms;
+    }
+
+    /// A channel that sends may target.
+    pub fn add_channel(&self, id: &str) {
+        self.shared.lock().channels.insert(id.to_owned());
+    }
+
+    /// A user message in `channel` (a guild channel when `guild` is given, else a DM);
+    /// returns its id. Goes out at once on a live connection, else waits in the session log.
+    pub fn push_message(&self, channel: &str, guild: Option<&str>, author: &str, content: &str) -> String {
+        self.push_message_with(channel, guild, author, content, json!({}))
+    }
+
+    /// Like [`FakeDiscord::push_message`] with `extra` fields merged into `d`.
+    pub fn push_message_with(
+        &self,
+        channel: &str,
+        guild: Option<&str>,
+        author: &str,
+        content: &str,
+        extra: Value,
+    ) -> String {
+        let mut st = self.shared.lock();
+        st.channels.insert(channel.to_owned());
+        st.next_id += 1 << 22;
+        let id = st.next_id.to_string();
+        let mut d = json!({
+            "id": id, "channel_id": channel, "type": 0, "content": content,
+            "author": {"id": author, "username": format!("user{author}"), "global_name": format!("User {author}")},
+            "timestamp": "2024-05-01T12:34:56.789000+00:00", "edited_timestamp": null,
+            "mentions": [], "attachments": [], "embeds": [], "tts": false, "pinned": false
+        });
+        if let Some(g) = guild {
+            d["guild_id"] = json!(g);
+        }
+        for (k, v) in extra.as_object().unwrap() {
+            d[k] = v.clone();
+        }
+        st.dispatch("MESSAGE_CREATE", d);
+        self.shared.changed.notify_all();
+        id
+    }
+
+    /// A fault for the live connection (applied in order, one per loop turn).
+    pub fn fault(&self, fault: GwFault) {
+        self.shared.lock().faults.push_back(fault);
+    }
+
+    /// Close every Identify with `code` (None: stop).
+    pub fn close_identifies_with(&self, code: Option<u16>) {
+        self.shared.lock().identify_close = code;
+    }
+
+    /// Answer every Identify with op 9 false.
+    pub fn invalidate_identifies(&self, on: bool) {
+        self.shared.lock().identify_invalid = on;
+    }
+
+    /// Every REST call and Identify gets 401 / 4004 from now on.
+    pub fn revoke(&self) {
+        self.shared.lock().revoked = true;
+    }
+
+    pub fn fail_next_send(&self, fault: SendFault) {
+        self.shared.lock().send_faults.push_back(fault);
+    }
+
+    pub fn identifies(&self) -> Vec<Opening> {
+        self.shared.lock().identifies.clone()
+    }
+
+    pub fn resumes(&self) -> Vec<Opening> {
+        self.shared.lock().resumes.clone()
+    }
+
+    pub fn client_closes(&self) -> Vec<u16> {
+        self.shared.lock().client_closes.clone()
+    }
+
+    pub fn connections(&self) -> usize {
+        self.shared.lock().connections
+    }
+
+    pub fn gateway_bot_calls(&self) -> usize {
+        self.shared.lock().gateway_bot_calls
+    }
+
+    /// Accepted create-message bodies, each with `channel_id` added.
+    pub fn sent(&self) -> Vec<Value> {
+        self.shared.lock().sent.clone()
+    }
+
+    /// When each create-message request arrived (accepted or not).
+    pub fn send_times(&self) -> Vec<Instant> {
+        self.shared.lock().send_times.clone()
+    }
+
+    /// Wait until a session is live (READY or RESUMED sent on the live connection) and the
+    /// fault queue is empty.
+    pub fn wait_live(&self, timeout: Duration) -> bool {
+        self.wait(timeout, |st| {
+            st.live != 0 && st.faults.is_empty() && st.session.is_some()
+        })
+    }
+
+    /// Wait until `n` Identifies arrived.
+    pub fn wait_identifies(&self, n: usize, timeout: Duration) -> bool {
+        self.wait(timeout, |st| st.identifies.len() >= n)
+    }
+
+    /// Wait until `n` Resumes arrived.
+    pub fn wait_resumes(&self, n: usize, timeout: Duration) -> bool {
+        self.wait(timeout, |st| st.resumes.len() >= n)
+    }
+
+    pub fn wait_sent(&self, n: usize, timeout: Duration) -> bool {
+        self.wait(timeout, |st| st.sent.len() >= n)
+    }
+
+    fn wait(&self, timeout: Duration, ready: impl Fn(&State) -> bool) -> bool {
+        let deadline = Instant::now() + timeout;
+        let mut st = self.shared.lock();
+        loop {
+            if ready(&st) {
+                return true;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return false;
+            }
+            st = self
+                .shared
+                .changed
+                .wait_timeout(st, (deadline - now).min(Duration::from_millis(50)))
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+    }
+
+    /// Stop accepting and close every connection (the platform goes away).
+    pub fn shutdown(&self) {
+        self.shared.stopping.store(true, Ordering::SeqCst);
+        self.shared.changed.notify_all();
+        let _ = TcpStream::connect_timeout(&self.http_addr, Duration::from_secs(1));
+        let _ = TcpStream::connect_timeout(&self.ws_addr, Duration::from_secs(1));
+        for s in self
+            .shared
+            .open
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+        {
+            let _ = s.shutdown(Shutdown::Both);
+        }
+    }
+}
+
+impl Drop for FakeDiscord {
+    fn drop(&mut self) {
+        self.shutdown();
+        for a in self.acceptors.drain(..) {
+            let _ = a.join();
+        }
+        let threads =
+            std::mem::take(&mut *self.shared.threads.lock().unwrap_or_else(PoisonError::into_inner));
+        for t in threads {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn stopping(&self) -> bool {
+        self.stopping.load(Ordering::SeqCst)
+    }
+}
+
+impl State {
+    /// Append a dispatch to the session log (dropped when there is no session, as Discord
+    /// has nobody to send it to).
+    fn dispatch(&mut self, t: &str, d: Value) {
+        if let Some(session) = &mut self.session {
+            let s = session.log.len() + 1;
+            session.log.push(json!({"op": 0, "t": t, "s": s, "d": d}));
+        }
+    }
+}
+
+fn accept(shared: &Arc<Shared>, listener: TcpListener, serve: fn(&Arc<Shared>, TcpStream)) {
+    for stream in listener.incoming() {
+        if shared.stopping() {
+            return;
+        }
+        let Ok(stream) = stream else {
+            thread::sleep(Duration::from_millis(10));
+            continue;
+        };
+        if let Ok(clone) = stream.try_clone() {
+            shared
+                .open
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(clone);
+        }
+        let worker = shared.clone();
+        let handle = thread::spawn(move || serve(&worker, stream));
+        shared
+            .threads
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(handle);
+    }
+}
+
+// ---- REST ----
+
+fn serve_http(shared: &Arc<Shared>, stream: TcpStream) {
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(30)));
+    let Ok(read_half) = stream.try_clone() else { return };
+    let mut reader = BufReader::new(read_half);
+    let mut writer = stream;
+    while let Ok(Some(request)) = read_request(&mut reader) {
+        if shared.stopping() {
+            return;
+        }
+        let header = |name: &str| {
+            request
+                .headers
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, v)| v.clone())
+                .unwrap_or_default()
+        };
+        let method_get = request.body.is_empty() && request.target.ends_with("/gateway/bot");
+        let reply = {
+            let mut st = shared.lock();
+            let auth_ok = header("authorization") == format!("Bot {}", shared.token) && !st.revoked;
+            if !header("user-agent").starts_with("DiscordBot (") {
+                Reply::json(
+                    400,
+                    json!({"code": 0, "message": "fake: User-Agent must be DiscordBot (url, version)"}),
+                )
+            } else if !auth_ok {
+                Reply::json(401, json!({"code": 0, "message": "401: Unauthorized"}))
+            } else if method_get {
+                st.gateway_bot_calls += 1;
+                Reply::json(
+                    200,
+                    json!({"url": st.ws_url, "shards": 1, "session_start_limit":
+                           {"total": 1000, "remaining": 999, "reset_after": 14_400_000, "max_concurrency": 1}}),
+                )
+            } else if let Some(channel) = request
+                .target
+                .split("/channels/")
+                .nth(1)
+                .and_then(|rest| rest.strip_suffix("/messages"))
+            {
+                st.send_times.push(Instant::now());
+                create_message(&mut st, channel, &request.body)
+            } else {
+                Reply::json(404, json!({"code": 0, "message": "404: Not Found"}))
+            }
+        };
+        shared.changed.notify_all();
+        let Some((status, headers, body)) = reply.0 else {
+            let _ = writer.shutdown(Shutdown::Both);
+            return;
+        };
+        let mut out = format!(
+            "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\n",
+            body.len()
+        );
+        for (k, v) in headers {
+            out.push_str(&format!("{k}: {v}\r\n"));
+        }
+        out.push_str("\r\n");
+        let mut bytes = out.into_bytes();
+        bytes.extend_from_slice(body.as_bytes());
+        if writer.write_all(&bytes).is_err() || !request.keep_alive {
+            return;
+        }
+    }
+}
+
+/// Status, extra headers, body.
+type Answer = (u16, Vec<(String, String)>, String);
+
+/// `Some(answer)`, or `None` to hang up.
+struct Reply(Option<Answer>);
+
+impl Reply {
+    fn json(status: u16, body: Value) -> Reply {
+        Reply(Some((status, Vec::new(), body.to_string())))
+    }
+}
+
+fn create_message(st: &mut State, channel: &str, body: &[u8]) -> Reply {
+    match st.send_faults.pop_front() {
+        Some(SendFault::Drop) => return Reply(None),
+        Some(SendFault::Status(status, code, message)) => {
+            return Reply::json(status, json!({"code": code, "message": message}));
+        }
+        Some(SendFault::RateLimited(secs, global)) => {
+            let mut headers = vec![
+                ("Retry-After".to_owned(), format!("{}", secs.ceil() as u64)),
+                (
+                    "X-RateLimit-Scope".to_owned(),
+                    if global { "global" } else { "user" }.to_owned(),
+                ),
+            ];
+            if global {
+                headers.push(("X-RateLimit-Global".to_owned(), "true".to_owned()));
+            }
+            let body =
+                json!({"message": "You are being rate limited.", "retry_after": secs, "global": global});
+            return Reply(Some((429, headers, body.to_string())));
+        }
+        None => {}
+    }
+    let Ok(mut req) = serde_json::from_slice::<Value>(body) else {
+        return Reply::json(
+            400,
+            json!({"code": 50109, "message": "The request body contains invalid JSON."}),
+        );
+    };
+    if !st.channels.contains(channel) {
+        return Reply::json(404, json!({"code": 10003, "message": "Unknown Channel"}));
+    }
+    let content = req["content"].as_str().unwrap_or_default().to_owned();
+    if content.trim().is_empty() {
+        return Reply::json(
+            400,
+            json!({"code": 50006, "message": "Cannot send an empty message"}),
+        );
+    }
+    if content.chars().count() > 2000 {
+        return Reply::json(
+            400,
+            json!({"code": 50035, "message": "Invalid Form Body",
+                   "errors": {"content": {"_errors": [{"code": "BASE_TYPE_MAX_LENGTH",
+                              "message": "Must be 2000 or fewer in length."}]}}}),
+        );
+    }
+    st.next_id += 1 << 22;
+    let id = st.next_id.to_string();
+    req["channel_id"] = json!(channel);
+    st.sent.push(req.clone());
+    let message = json!({"id": id, "channel_id": channel, "content": content, "type": 0,
+                         "author": {"id": BOT_ID, "username": BOT_NAME, "bot": true},
+                         "message_reference": req.get("message_reference")});
+    // The bot's own message comes back on the gateway too (the connector must skip it).
+    st.dispatch("MESSAGE_CREATE", message.clone());
+    let headers = vec![
+        ("X-RateLimit-Limit".to_owned(), "5".to_owned()),
+        ("X-RateLimit-Remaining".to_owned(), "4".to_owned()),
+        ("X-RateLimit-Reset-After".to_owned(), "1.000".to_owned()),
+        ("X-RateLimit-Bucket".to_owned(), format!("bucket-{channel}")),
+    ];
+    Reply(Some((200, headers, message.to_string())))
+}
+
+// ---- Gateway ----
+
+fn serve_ws(shared: &Arc<Shared>, stream: TcpStream) {
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+    let Ok(control) = stream.try_clone() else { return };
+    let Ok(mut ws) = tungstenite::accept(stream) else {
+        return;
+    };
+    let _ = control.set_read_timeout(Some(Duration::from_millis(20)));
+    let (me, hello) = {
+        let mut st = shared.lock();
+        st.connections += 1;
+        st.next_conn += 1;
+        (
+            st.next_conn,
+            json!({"op": 10, "s": null, "t": null, "d": {"heartbeat_interval": st.heartbeat_ms}}),
+        )
+    };
+    shared.changed.notify_all();
+    if send(&mut ws, &hello).is_err() {
+        return;
+    }
+    let mut zombie = false;
+    // Session events sent on this connection (by `s`), once attached by READY/RESUME.
+    let mut sent_upto: Option<usize> = None;
+    loop {
+        if shared.stopping() {
+            return;
+        }
+        // Faults and pending events, for the live connection only.
+        let (fault, pending) = {
+            let mut st = shared.lock();
+            if st.live != me {
+                (None, Vec::new())
+            } else {
+                let fault = st.faults.pop_front();
+                let pending = match (&st.session, sent_upto) {
+                    (Some(session), Some(upto)) if !zombie => {
+                        session.log[upto.min(session.log.len())..].to_vec()
+                    }
+                    _ => Vec::new(),
+                };
+                if fault.is_some() {
+                    shared.changed.notify_all();
+                }
+                (fault, pending)
+            }
+        };
+        for frame in pending {
+            if send(&mut ws, &frame).is_err() {
+                return;
+            }
+            sent_upto = frame["s"].as_u64().map(|s| s as usize);
+        }
+        match fault {
+            None => {}
+            Some(GwFault::StopAcking) => zombie = true,
+            Some(GwFault::Reconnect) => {
+                let _ = send(&mut ws, &json!({"op": 7, "d": null, "s": null, "t": null}));
+            }
+            Some(GwFault::InvalidSession(resumable)) => {
+                if !resumable {
+                    shared.lock().session = None;
+                }
+                let _ = send(&mut ws, &json!({"op": 9, "d": resumable, "s": null, "t": null}));
+            }
+            Some(GwFault::HeartbeatRequest) => {
+                let _ = send(&mut ws, &json!({"op": 1, "d": null, "s": null, "t": null}));
+            }
+            Some(GwFault::Close(code)) => {
+                close(&mut ws, code);
+                return;
+            }
+            Some(GwFault::Drop) => {
+                let _ = control.shutdown(Shutdown::Both);
+                return;
+            }
+        }
+        let frame = match ws.read() {
+            Ok(Message::Text(t)) => match serde_json::from_str::<Value>(&t) {
+                Ok(v) => v,
+                Err(_) => {
+                    close(&mut ws, 4002);
+                    return;
+                }
+            },
+            Ok(Message::Close(f)) => {
+                let code = f.map_or(1005, |f| u16::from(f.code));
+                shared.lock().client_closes.push(code);
+                shared.changed.notify_all();
+                return;
+            }
+            Ok(_) => continue,
+            Err(tungstenite::Error::Io(e))
+                if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) =>
+            {
+                continue;
+            }
+            Err(_) => return,
+        };
+        let d = &frame["d"];
+        match frame["op"].as_u64() {
+            Some(1)
+                if !zombie && send(&mut ws, &json!({"op": 11, "d": null, "s": null, "t": null})).is_err() =>
+            {
+                return;
+            }
+            Some(2) => {
+                let mut st = shared.lock();
+                st.identifies.push(Opening {
+                    at: Instant::now(),
+                    d: d.clone(),
+                });
+                shared.changed.notify_all();
+                if d["token"] != shared.token.as_str() || st.revoked {
+                    drop(st);
+                    close(&mut ws, 4004);
+                    return;
+                }
+                let intents = d["intents"].as_u64().unwrap_or(0);
+                if intents & REQUIRED_INTENTS != REQUIRED_INTENTS {
+                    drop(st);
+                    close(&mut ws, 4013);
+                    return;
+                }
+                if let Some(code) = st.identify_close {
+                    drop(st);
+                    close(&mut ws, code);
+                    return;
+                }
+                if st.identify_invalid {
+                    drop(st);
+                    let _ = send(&mut ws, &json!({"op": 9, "d": false, "s": null, "t": null}));
+                    continue;
+                }
+                st.sessions_made += 1;
+                let id = format!("session-{}", st.sessions_made);
+                st.session = Some(Session {
+                    id: id.clone(),
+                    log: Vec::new(),
+                });
+                st.live = me;
+                let ready = json!({"v": 10, "user": {"id": BOT_ID, "username": BOT_NAME, "bot": true},
+                                   "guilds": [], "session_id": id, "resume_gateway_url": st.ws_url,
+                                   "shard": [0, 1], "application": {"id": BOT_ID}});
+                st.dispatch("READY", ready);
+                sent_upto = Some(0);
+            }
+            Some(6) => {
+                let mut st = shared.lock();
+                st.resumes.push(Opening {
+                    at: Instant::now(),
+                    d: d.clone(),
+                });
+                shared.changed.notify_all();
+                if d["token"] != shared.token.as_str() || st.revoked {
+                    drop(st);
+                    close(&mut ws, 4004);
+                    return;
+                }
+                let matches = st
+                    .session
+                    .as_ref()
+                    .is_some_and(|s| d["session_id"] == s.id.as_str());
+                if !matches {
+                    drop(st);
+                    let _ = send(&mut ws, &json!({"op": 9, "d": false, "s": null, "t": null}));
+                    continue;
+                }
+                st.live = me;
+                let seq = d["seq"].as_u64().unwrap_or(0) as usize;
+                st.dispatch("RESUMED", json!({}));
+                sent_upto = Some(seq);
+            }
+            _ => {}
+        }
+    }
+}
+
+fn send(ws: &mut WebSocket<TcpStream>, v: &Value) -> tungstenite::Result<()> {
+    ws.send(Message::text(v.to_string()))
+}
+
+fn close(ws: &mut WebSocket<TcpStream>, code: u16) {
+    let _ = ws.close(Some(CloseFrame {
+        code: CloseCode::from(code),
+        reason: "fake".into(),
+    }));
+    let _ = ws.flush();
+    // Give the client a moment to read the close frame before the socket goes.
+    let deadline = Instant::now() + Duration::from_millis(500);
+    while Instant::now() < deadline {
+        match ws.read() {
+            Err(tungstenite::Error::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(_) => return,
+            Ok(_) => {}
+        }
+    }
+}
