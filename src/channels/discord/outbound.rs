@@ -1,11 +1,11 @@
 //! `channels.send` for Discord: splitting at 2000 code points, rate-limit buckets, retries.
 //!
 //! Shaped like the Telegram sender: one job per `channels.send`, at most one active job per
-//! channel (parts stay in order), at most [`MAX_ACTIVE`] channels at once, each HTTP call on
+//! channel (parts stay in order), at most [`MAX_ACTIVE`](crate::channels::outbound::MAX_ACTIVE) channels at once, each HTTP call on
 //! its own short thread. Waits, before Discord has to say 429: the bucket of the route
 //! (`X-RateLimit-Remaining` 0 → wait `Reset-After`), the global 50 requests/s, and after a
 //! global 429 every route. Retries: after a 429 (wait `retry_after`, float seconds; at most
-//! [`MAX_RATE_RETRIES`] times) and after a connect failure (up to [`CONNECT_RETRIES`] times).
+//! [`MAX_RATE_RETRIES`] times) and after a connect failure (up to [`CONNECT_RETRIES`](crate::channels::outbound::CONNECT_RETRIES) times).
 //! Never after a timeout or a 5xx: the message may have been posted.
 
 use std::collections::{HashMap, VecDeque};
@@ -18,47 +18,35 @@ use super::api::{MAX_RETRY_AFTER, RateInfo, RestApi, RestError};
 use super::worker::CallResult;
 use crate::channels::SendJob;
 use crate::channels::calls::{CallId, Calls};
+pub use crate::channels::outbound::Done;
+use crate::channels::outbound::{self, SEND_TIMEOUT};
 use crate::channels::split::{code_points, split_text};
 use crate::protocol::{ErrorBody, ErrorCode};
 
-/// Channels served at once.
-const MAX_ACTIVE: usize = 8;
-/// Retries after a connect failure.
-const CONNECT_RETRIES: u32 = 3;
 /// Retries after 429s, per part.
 const MAX_RATE_RETRIES: u32 = 5;
 /// Discord's limit on one message, in code points.
 pub const MAX_MESSAGE_CHARS: usize = 2000;
-/// HTTP timeout of one create-message call.
-const SEND_TIMEOUT: Duration = Duration::from_secs(15);
 /// Global limit: requests per second per bot.
 const GLOBAL_PER_SECOND: usize = 50;
 /// Forget bucket state past this many routes (only expired entries go).
 const MAX_TRACKED: usize = 1024;
 
-/// A finished send: the job id and the `channels.send` result.
-pub type Done = (u64, Result<Value, ErrorBody>);
-
-struct Job {
-    id: u64,
+/// A job's Discord side. Its key is the route: the channel posted into, `threadId` when given
+/// (a thread is a channel), else `to`.
+pub struct Extra {
     to: String,
-    /// The channel posted into: `threadId` when given (a thread is a channel), else `to`.
-    route: String,
-    parts: Vec<String>,
-    next: usize,
-    message_ids: Vec<String>,
     reply_to: Option<String>,
-    connect_retries: u32,
     rate_retries: u32,
-    not_before: Instant,
-    call: Option<CallId>,
 }
+
+type Job = outbound::Job<Extra>;
 
 impl Job {
     fn body(&self) -> Value {
         let mut body = json!({"content": self.parts[self.next], "allowed_mentions": {"parse": []}});
         if self.next == 0 {
-            if let Some(id) = &self.reply_to {
+            if let Some(id) = &self.extra.reply_to {
                 // A reply to a message deleted meanwhile still delivers the answer.
                 body["message_reference"] = json!({"message_id": id, "fail_if_not_exists": false});
             }
@@ -157,11 +145,12 @@ impl Buckets {
     }
 }
 
-#[derive(Default)]
-pub struct Outbound {
-    waiting: VecDeque<Job>,
-    active: Vec<Job>,
-    buckets: Buckets,
+pub type Outbound = outbound::Outbound<Extra, Buckets>;
+
+impl Default for Outbound {
+    fn default() -> Outbound {
+        Outbound::new(Buckets::default())
+    }
 }
 
 impl Outbound {
@@ -187,64 +176,33 @@ impl Outbound {
                 "text is empty; Discord does not send empty messages",
             )));
         }
-        self.waiting.push_back(Job {
-            id: job.id,
+        let extra = Extra {
             to,
-            route,
-            parts,
-            next: 0,
-            message_ids: Vec::new(),
             reply_to,
-            connect_retries: 0,
             rate_retries: 0,
-            not_before: now,
-            call: None,
-        });
+        };
+        self.push(Job::new(job.id, route, parts, extra, now));
         Ok(())
     }
 
     /// Promote waiting jobs and start the calls that may go now.
     pub fn drive(&mut self, now: Instant, calls: &mut Calls<CallResult>, api: &Arc<RestApi>) -> Vec<Done> {
-        let mut i = 0;
-        while i < self.waiting.len() && self.active.len() < MAX_ACTIVE {
-            if self.active.iter().any(|j| j.route == self.waiting[i].route) {
-                i += 1;
-                continue;
+        let pace = |buckets: &mut Buckets, job: &Job| {
+            let wait = buckets.delay(&job.key, now);
+            if wait.is_zero() {
+                buckets.record(now);
             }
-            let job = self.waiting.remove(i).expect("index in range");
-            self.active.push(job);
-        }
-        let mut failed = Vec::new();
-        for job in &mut self.active {
-            if job.call.is_some() || now < job.not_before {
-                continue;
-            }
-            let wait = self.buckets.delay(&job.route, now);
-            if !wait.is_zero() {
-                job.not_before = now + wait;
-                continue;
-            }
-            self.buckets.record(now);
+            wait
+        };
+        let start = |job: &Job| {
             let api = api.clone();
-            let (route, body) = (job.route.clone(), job.body());
-            match calls.start(move || {
+            let (route, body) = (job.key.clone(), job.body());
+            calls.start(move || {
                 let (result, rate) = api.create_message(&route, &body, SEND_TIMEOUT);
                 CallResult::Sent { result, rate }
-            }) {
-                Ok(id) => job.call = Some(id),
-                Err(e) => failed.push((
-                    job.id,
-                    Err(ErrorBody::retryable(
-                        ErrorCode::Unavailable,
-                        format!("cannot start the send: {e}"),
-                        None,
-                    )),
-                )),
-            }
-        }
-        let failed_ids: Vec<u64> = failed.iter().map(|(id, _)| *id).collect();
-        self.active.retain(|j| !failed_ids.contains(&j.id));
-        failed
+            })
+        };
+        self.start_due(now, pace, start)
     }
 
     /// A create-message call answered. Returns the job's result when the job is finished.
@@ -255,79 +213,42 @@ impl Outbound {
         rate: &RateInfo,
         now: Instant,
     ) -> Option<Done> {
-        let pos = self.active.iter().position(|j| j.call == Some(call))?;
+        let pos = self.answered(call)?;
         let job = &mut self.active[pos];
-        job.call = None;
-        self.buckets.update(&job.route, rate, now);
+        self.limits.update(&job.key, rate, now);
         let result = match result {
             Ok(message) => {
                 let id = message.get("id").and_then(Value::as_str).unwrap_or_default();
-                job.message_ids.push(id.to_owned());
-                job.next += 1;
-                if job.next < job.parts.len() {
+                if !job.part_sent(id.to_owned()) {
                     return None;
                 }
-                Ok(json!({"channel": "discord", "to": job.to, "messageIds": job.message_ids}))
+                Ok(json!({"channel": "discord", "to": job.extra.to, "messageIds": job.message_ids}))
             }
             Err(RestError::RateLimited {
                 retry_after, global, ..
-            }) if job.rate_retries < MAX_RATE_RETRIES && retry_after <= MAX_RETRY_AFTER => {
-                job.rate_retries += 1;
+            }) if job.extra.rate_retries < MAX_RATE_RETRIES && retry_after <= MAX_RETRY_AFTER => {
+                job.extra.rate_retries += 1;
                 log::warn!(
                     "discord: {}rate limited sending to {}; retrying in {:.3}s",
                     if global { "globally " } else { "" },
-                    job.route,
+                    job.key,
                     retry_after.as_secs_f64()
                 );
-                self.buckets.limited(&job.route, global, retry_after, now);
+                self.limits.limited(&job.key, global, retry_after, now);
                 job.not_before = now + retry_after;
                 return None;
             }
-            Err(e @ RestError::Connect(_)) if job.connect_retries < CONNECT_RETRIES => {
-                job.connect_retries += 1;
-                let delay = Duration::from_secs(1 << job.connect_retries.min(4));
+            Err(e @ RestError::Connect(_)) if job.may_retry_connect() => {
+                let delay = job.retry_connect(now);
                 log::warn!(
                     "discord: could not reach the API to send to {} ({e}); retrying in {delay:?}",
-                    job.route
+                    job.key
                 );
-                job.not_before = now + delay;
                 return None;
             }
-            Err(e) => {
-                let mut body = e.to_error_body();
-                if !job.message_ids.is_empty() {
-                    body.message = format!(
-                        "{} (after sending {} of {} parts, message ids {})",
-                        body.message,
-                        job.message_ids.len(),
-                        job.parts.len(),
-                        job.message_ids.join(",")
-                    );
-                }
-                Err(body)
-            }
+            Err(e) => Err(job.failure(e.to_error_body())),
         };
-        let done = (job.id, result);
-        self.active.remove(pos);
-        Some(done)
-    }
-
-    /// When the next waiting call may start, if one is waiting on time.
-    pub fn next_wake(&self) -> Option<Instant> {
-        self.active
-            .iter()
-            .filter(|j| j.call.is_none())
-            .map(|j| j.not_before)
-            .min()
-    }
-
-    /// Fail every job (the token was refused).
-    pub fn fail_all(&mut self, body: &ErrorBody) -> Vec<Done> {
-        self.active
-            .drain(..)
-            .chain(self.waiting.drain(..))
-            .map(|j| (j.id, Err(body.clone())))
-            .collect()
+        Some(self.finish(pos, result))
     }
 }
 

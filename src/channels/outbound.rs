@@ -1,0 +1,187 @@
+//! The send-job queue shared by the connectors' `channels.send` implementations.
+//!
+//! Each job is one `channels.send`, split into parts sent in order. Jobs wait in a queue and
+//! are promoted to active at most one per destination (its `key`: a chat, channel or route,
+//! so parts and messages to one destination stay in order) and at most [`MAX_ACTIVE`] at once.
+//! An active job starts its next call when its `not_before` has passed and the platform's
+//! pacing allows it. What a platform sends, how it paces and which errors it retries stay in
+//! its own `outbound` module; this one keeps the bookkeeping they share.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::channels::calls::CallId;
+use crate::protocol::{ErrorBody, ErrorCode};
+
+/// Destinations served at once.
+pub const MAX_ACTIVE: usize = 8;
+/// Retries after a connect failure.
+pub const CONNECT_RETRIES: u32 = 3;
+/// HTTP timeout of one send call.
+pub const SEND_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// A finished send: the job id and the `channels.send` result.
+pub type Done = (u64, Result<Value, ErrorBody>);
+
+/// One `channels.send` in the queue: the shared progress, plus the platform's `extra`.
+pub struct Job<X> {
+    pub id: u64,
+    /// The destination: one active job per key.
+    pub key: String,
+    pub parts: Vec<String>,
+    /// The part sent next.
+    pub next: usize,
+    pub message_ids: Vec<String>,
+    pub connect_retries: u32,
+    pub not_before: Instant,
+    pub call: Option<CallId>,
+    pub extra: X,
+}
+
+impl<X> Job<X> {
+    pub fn new(id: u64, key: String, parts: Vec<String>, extra: X, now: Instant) -> Job<X> {
+        Job {
+            id,
+            key,
+            parts,
+            next: 0,
+            message_ids: Vec::new(),
+            connect_retries: 0,
+            not_before: now,
+            call: None,
+            extra,
+        }
+    }
+
+    /// The part went out as `message_id`. True when it was the last part.
+    pub fn part_sent(&mut self, message_id: String) -> bool {
+        self.message_ids.push(message_id);
+        self.next += 1;
+        self.next >= self.parts.len()
+    }
+
+    /// Whether a connect failure may be retried.
+    pub fn may_retry_connect(&self) -> bool {
+        self.connect_retries < CONNECT_RETRIES
+    }
+
+    /// Count a connect retry and wait before it (2, 4, 8… s). Returns the wait.
+    pub fn retry_connect(&mut self, now: Instant) -> Duration {
+        self.connect_retries += 1;
+        let delay = Duration::from_secs(1 << self.connect_retries.min(4));
+        self.not_before = now + delay;
+        delay
+    }
+
+    /// The job's error: `body`, saying what was sent already when parts went out.
+    pub fn failure(&self, mut body: ErrorBody) -> ErrorBody {
+        if !self.message_ids.is_empty() {
+            body.message = format!(
+                "{} (after sending {} of {} parts, message ids {})",
+                body.message,
+                self.message_ids.len(),
+                self.parts.len(),
+                self.message_ids.join(",")
+            );
+        }
+        body
+    }
+}
+
+/// The queue: waiting and active jobs with platform extras `X`, and the platform's pacing `L`.
+pub struct Outbound<X, L> {
+    pub(crate) waiting: VecDeque<Job<X>>,
+    pub(crate) active: Vec<Job<X>>,
+    pub(crate) limits: L,
+}
+
+impl<X, L> Outbound<X, L> {
+    pub fn new(limits: L) -> Outbound<X, L> {
+        Outbound {
+            waiting: VecDeque::new(),
+            active: Vec::new(),
+            limits,
+        }
+    }
+
+    /// Queue a job.
+    pub fn push(&mut self, job: Job<X>) {
+        self.waiting.push_back(job);
+    }
+
+    /// Promote waiting jobs and start the calls that may go now. `pace` returns how long a job
+    /// must still wait (and, when it returns zero, records the call as made); `start` starts
+    /// the job's next call. Jobs whose call cannot start are finished with an error.
+    pub fn start_due(
+        &mut self,
+        now: Instant,
+        mut pace: impl FnMut(&mut L, &Job<X>) -> Duration,
+        mut start: impl FnMut(&Job<X>) -> std::io::Result<CallId>,
+    ) -> Vec<Done> {
+        let mut i = 0;
+        while i < self.waiting.len() && self.active.len() < MAX_ACTIVE {
+            if self.active.iter().any(|j| j.key == self.waiting[i].key) {
+                i += 1;
+                continue;
+            }
+            let job = self.waiting.remove(i).expect("index in range");
+            self.active.push(job);
+        }
+        let mut failed = Vec::new();
+        for job in &mut self.active {
+            if job.call.is_some() || now < job.not_before {
+                continue;
+            }
+            let wait = pace(&mut self.limits, job);
+            if !wait.is_zero() {
+                job.not_before = now + wait;
+                continue;
+            }
+            match start(job) {
+                Ok(id) => job.call = Some(id),
+                Err(e) => failed.push((
+                    job.id,
+                    Err(ErrorBody::retryable(
+                        ErrorCode::Unavailable,
+                        format!("cannot start the send: {e}"),
+                        None,
+                    )),
+                )),
+            }
+        }
+        self.active.retain(|j| !failed.iter().any(|(id, _)| *id == j.id));
+        failed
+    }
+
+    /// The active job whose call this is (its call cleared: it answered), by position.
+    pub fn answered(&mut self, call: CallId) -> Option<usize> {
+        let pos = self.active.iter().position(|j| j.call == Some(call))?;
+        self.active[pos].call = None;
+        Some(pos)
+    }
+
+    /// Remove the active job at `pos` with its result.
+    pub fn finish(&mut self, pos: usize, result: Result<Value, ErrorBody>) -> Done {
+        (self.active.remove(pos).id, result)
+    }
+
+    /// When the next waiting call may start, if one is waiting on time.
+    pub fn next_wake(&self) -> Option<Instant> {
+        self.active
+            .iter()
+            .filter(|j| j.call.is_none())
+            .map(|j| j.not_before)
+            .min()
+    }
+
+    /// Fail every job (the connector cannot send: its token was refused).
+    pub fn fail_all(&mut self, body: &ErrorBody) -> Vec<Done> {
+        self.active
+            .drain(..)
+            .chain(self.waiting.drain(..))
+            .map(|j| (j.id, Err(body.clone())))
+            .collect()
+    }
+}
