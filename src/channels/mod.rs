@@ -12,6 +12,7 @@
 
 pub mod calls;
 pub mod discord;
+pub mod http;
 pub mod outbound;
 pub mod slack;
 pub mod split;

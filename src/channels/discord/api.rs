@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::channels::telegram::api::{ApiError, classify_transport};
+use crate::channels::http::{self, Transport, classify_transport, with_timeouts};
 use crate::protocol::{ErrorBody, ErrorCode};
 
 /// Sent as `User-Agent`, in the form Discord requires (`DiscordBot ($url, $versionNumber)`).
@@ -160,16 +160,9 @@ impl fmt::Debug for RestApi {
 
 impl RestApi {
     pub fn new(base_url: &str, token: &str) -> RestApi {
-        let config = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(Duration::from_secs(60)))
-            // The Authorization header must not follow a redirect elsewhere.
-            .max_redirects(0)
-            .max_redirects_will_error(false)
-            .user_agent(USER_AGENT)
-            .build();
+        // The Authorization header must not follow a redirect elsewhere (the agent follows none).
         RestApi {
-            agent: ureq::Agent::new_with_config(config),
+            agent: http::agent(Duration::from_secs(60), USER_AGENT),
             base_url: base_url.trim_end_matches('/').to_owned(),
             token: token.to_owned(),
         }
@@ -221,29 +214,16 @@ impl RestApi {
     ) -> (Result<Value, RestError>, RateInfo) {
         let url = format!("{}{path}", self.base_url);
         let auth = format!("Bot {}", self.token);
-        let setup = (timeout / 2).min(Duration::from_secs(10));
         let sent = if method == "GET" {
-            self.agent
-                .get(&url)
-                .header("authorization", &auth)
-                .config()
-                .timeout_global(Some(timeout))
-                .timeout_resolve(Some(setup))
-                .timeout_connect(Some(setup))
-                .build()
-                .call()
+            with_timeouts(self.agent.get(&url).header("authorization", &auth), timeout).call()
         } else {
             let bytes = body.map(Value::to_string).unwrap_or_default();
-            self.agent
+            let request = self
+                .agent
                 .post(&url)
                 .header("authorization", &auth)
-                .header("content-type", "application/json")
-                .config()
-                .timeout_global(Some(timeout))
-                .timeout_resolve(Some(setup))
-                .timeout_connect(Some(setup))
-                .build()
-                .send(bytes.as_bytes())
+                .header("content-type", "application/json");
+            with_timeouts(request, timeout).send(bytes.as_bytes())
         };
         let (result, rate) = match sent {
             Ok(mut response) => {
@@ -279,7 +259,7 @@ impl RestApi {
             }
             Err(e) => {
                 let e = match classify_transport(&e) {
-                    ApiError::Connect(t) => RestError::Connect(t),
+                    Transport::Connect(t) => RestError::Connect(t),
                     other => RestError::Network(other.to_string()),
                 };
                 (Err(e), RateInfo::default())

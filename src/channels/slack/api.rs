@@ -13,13 +13,11 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::channels::telegram::api as tg;
+use crate::channels::http::{self, Transport, classify_transport, with_timeouts};
 use crate::protocol::{ErrorBody, ErrorCode};
 
 /// Largest response body read.
 const MAX_RESPONSE_BYTES: u64 = 4 * 1024 * 1024;
-/// Upper bound for name resolution and connection setup, each.
-const MAX_SETUP_TIMEOUT: Duration = Duration::from_secs(10);
 /// Wait used when a 429 carries no usable `Retry-After` (never zero).
 const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(5);
 /// Longest piece of an unexpected body quoted in an error.
@@ -124,15 +122,11 @@ impl fmt::Debug for WebApi {
 
 impl WebApi {
     pub fn new(base_url: &str) -> WebApi {
-        let config = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(Duration::from_secs(60)))
-            .max_redirects(0)
-            .max_redirects_will_error(false)
-            .user_agent(concat!("emonkd/", env!("CARGO_PKG_VERSION")))
-            .build();
         WebApi {
-            agent: ureq::Agent::new_with_config(config),
+            agent: http::agent(
+                Duration::from_secs(60),
+                concat!("emonkd/", env!("CARGO_PKG_VERSION")),
+            ),
             base_url: base_url.trim_end_matches('/').to_owned(),
         }
     }
@@ -185,19 +179,13 @@ impl WebApi {
 
     fn call(&self, method: &str, token: &str, body: &Value, timeout: Duration) -> Result<Value, ApiError> {
         let url = format!("{}/{method}", self.base_url);
-        let setup = (timeout / 2).min(MAX_SETUP_TIMEOUT);
         log::trace!("slack: {method} (timeout {timeout:?})");
-        let sent = self
+        let request = self
             .agent
             .post(&url)
             .header("content-type", "application/json; charset=utf-8")
-            .header("authorization", &format!("Bearer {token}"))
-            .config()
-            .timeout_global(Some(timeout))
-            .timeout_resolve(Some(setup))
-            .timeout_connect(Some(setup))
-            .build()
-            .send(body.to_string().as_bytes());
+            .header("authorization", &format!("Bearer {token}"));
+        let sent = with_timeouts(request, timeout).send(body.to_string().as_bytes());
         let result = match sent {
             Ok(mut response) => {
                 let status = response.status().as_u16();
@@ -216,8 +204,8 @@ impl WebApi {
                     Err(e) => Err(ApiError::Network(format!("reading the {method} response: {e}"))),
                 }
             }
-            Err(e) => Err(match tg::classify_transport(&e) {
-                tg::ApiError::Connect(text) => ApiError::Connect(text),
+            Err(e) => Err(match classify_transport(&e) {
+                Transport::Connect(text) => ApiError::Connect(text),
                 other => ApiError::Network(other.to_string()),
             }),
         };

@@ -16,24 +16,24 @@
 //! that they can be tested with canned input.
 
 use std::fmt;
-use std::io;
 use std::time::Duration;
 
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
+use crate::channels::http::{self, Transport, with_timeouts};
 use crate::json_type::json_type_name;
 use crate::protocol::{ErrorBody, ErrorCode};
+// The tests build ureq I/O errors and check the setup budget.
+#[cfg(test)]
+use {
+    crate::channels::http::{MAX_SETUP_TIMEOUT, setup_timeout},
+    std::io,
+};
 
 /// Largest response body read. A full `getUpdates` batch (100 updates) is far below this; a
 /// bigger body is not something Telegram sends, so it is reported as malformed.
 const MAX_RESPONSE_BYTES: u64 = 16 * 1024 * 1024;
-
-/// Upper bound for name resolution and for connection setup (TCP + TLS), each. Setting these
-/// separately from the global timeout is what lets a connect-phase timeout be reported as
-/// `Timeout::Connect`/`Resolve` (hence [`ApiError::Connect`]) rather than the ambiguous
-/// `Timeout::Global`.
-const MAX_SETUP_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The least margin by which the HTTP timeout of `getUpdates` must exceed its long-poll
 /// timeout. Without it the client gives up just before Telegram answers, polls again while the
@@ -280,19 +280,13 @@ impl BotApi {
     /// A client for `base_url` (e.g. `https://api.telegram.org` or `http://127.0.0.1:PORT`,
     /// trailing `/` ignored). Nothing is sent until the first call.
     pub fn new(base_url: &str, token: &str) -> BotApi {
-        let config = ureq::Agent::config_builder()
-            // 4xx/5xx carry the JSON envelope we need to read.
-            .http_status_as_error(false)
-            // A safety net only: every call sets its own budget.
-            .timeout_global(Some(Duration::from_secs(120)))
-            // Telegram never redirects; following one would send the token-bearing URL's
-            // request elsewhere. A 3xx is returned as is and reported as malformed.
-            .max_redirects(0)
-            .max_redirects_will_error(false)
-            .user_agent(concat!("emonkd/", env!("CARGO_PKG_VERSION")))
-            .build();
+        // Telegram never redirects; following one would send the token-bearing URL's request
+        // elsewhere. A 3xx is returned as is and reported as malformed.
         BotApi {
-            agent: ureq::Agent::new_with_config(config),
+            agent: http::agent(
+                Duration::from_secs(120),
+                concat!("emonkd/", env!("CARGO_PKG_VERSION")),
+            ),
             base_url: base_url.trim_end_matches('/').to_owned(),
             token: token.to_owned(),
         }
@@ -365,18 +359,9 @@ impl BotApi {
     /// `timeout`.
     fn call(&self, method: &str, params: &Value, timeout: Duration) -> Result<Value, ApiError> {
         let url = format!("{}/bot{}/{}", self.base_url, self.token, method);
-        let setup = setup_timeout(timeout);
         log::trace!("telegram: {method} (timeout {timeout:?})");
-        let sent = self
-            .agent
-            .post(&url)
-            .header("content-type", "application/json")
-            .config()
-            .timeout_global(Some(timeout))
-            .timeout_resolve(Some(setup))
-            .timeout_connect(Some(setup))
-            .build()
-            .send(params.to_string().as_bytes());
+        let request = self.agent.post(&url).header("content-type", "application/json");
+        let sent = with_timeouts(request, timeout).send(params.to_string().as_bytes());
         let result = match sent {
             Ok(mut response) => {
                 let status = response.status().as_u16();
@@ -421,13 +406,6 @@ fn get_updates_params(offset: Option<i64>, limit: u32, poll_timeout_secs: u64, a
 /// The HTTP budget of a long poll: at least the poll plus [`MIN_POLL_MARGIN`].
 fn poll_http_timeout(poll_timeout_secs: u64, requested: Duration) -> Duration {
     requested.max(Duration::from_secs(poll_timeout_secs) + MIN_POLL_MARGIN)
-}
-
-/// The resolve and connect budgets for a call of `timeout`: half of it each (so together they
-/// end no later than the global deadline, and a setup timeout is reported as such), at most
-/// [`MAX_SETUP_TIMEOUT`].
-fn setup_timeout(timeout: Duration) -> Duration {
-    (timeout / 2).min(MAX_SETUP_TIMEOUT)
 }
 
 /// `text` with every occurrence of `token` replaced.
@@ -537,52 +515,11 @@ fn retry_after_from_text(description: &str) -> Option<u64> {
 /// Classify an error from sending a request (before any response arrived). Only errors that
 /// certainly happened before a byte of the request could reach Telegram are
 /// [`ApiError::Connect`]; anything ambiguous is [`ApiError::Network`], so a send is never
-/// duplicated by a retry.
-///
-/// ureq reports a TLS handshake failure as an `io::Error` carrying the rustls error, which we
-/// cannot name without depending on rustls. A handshake timeout is `Timeout::Connect` and a
-/// certificate error is recognised by its text (both `Connect`); other handshake failures
-/// (e.g. "received corrupt message" from https to a plain-HTTP port) read the same as a TLS
-/// failure mid-response, so they fall on the safe side (`Network`).
+/// duplicated by a retry (see [`http::classify_transport`]).
 pub fn classify_transport(error: &ureq::Error) -> ApiError {
-    use ureq::Error as E;
-    let text = error.to_string();
-    let before_sending = match error {
-        E::HostNotFound
-        | E::ConnectionFailed
-        | E::Timeout(ureq::Timeout::Resolve | ureq::Timeout::Connect)
-        | E::Tls(_)
-        | E::Rustls(_)
-        | E::Pem(_)
-        | E::BadUri(_)
-        | E::Http(_)
-        | E::RequireHttpsOnly(_)
-        | E::InvalidProxyUrl
-        | E::ConnectProxyFailed(_)
-        | E::TlsRequired => true,
-        E::Io(e) => is_setup_io_error(e),
-        _ => false,
-    };
-    if before_sending {
-        ApiError::Connect(text)
-    } else {
-        ApiError::Network(text)
-    }
-}
-
-/// An I/O error that can only come from resolving or connecting.
-fn is_setup_io_error(e: &io::Error) -> bool {
-    use io::ErrorKind as K;
-    match e.kind() {
-        K::ConnectionRefused
-        | K::HostUnreachable
-        | K::NetworkUnreachable
-        | K::NetworkDown
-        | K::AddrNotAvailable => true,
-        // A rustls handshake error wrapped by ureq (see `classify_transport`).
-        K::InvalidData => e.to_string().contains("certificate"),
-        // std's getaddrinfo failure has no ErrorKind of its own, only this text.
-        _ => e.to_string().contains("failed to lookup address"),
+    match http::classify_transport(error) {
+        Transport::Connect(text) => ApiError::Connect(text),
+        Transport::Network(text) => ApiError::Network(text),
     }
 }
 
