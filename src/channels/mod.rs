@@ -16,6 +16,7 @@ pub mod http;
 pub mod outbound;
 pub mod slack;
 pub mod split;
+pub mod status;
 pub mod telegram;
 
 use crossbeam_channel::{Receiver, Sender};

@@ -12,7 +12,6 @@
 //! Discord has no offset to confirm: a message the gateway delivered is ours to keep, so a
 //! full spool (or a failing disk) loses it, which is logged with its id.
 
-use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -24,6 +23,7 @@ use super::gateway::{GatewayHandle, GwEvent};
 use super::normalize::{Normalized, normalize};
 use super::outbound::{Done, Outbound};
 use crate::channels::calls::Calls;
+use crate::channels::status::Refused;
 use crate::channels::{ChannelStatus, ConnectorCommand, ConnectorContext, ConnectorEvent};
 use crate::protocol::{ErrorBody, ErrorCode};
 use crate::spool::Spool;
@@ -53,7 +53,7 @@ pub struct Worker {
     bot_id: Option<String>,
     unauthorized: bool,
     content_warned: bool,
-    refused: HashSet<String>,
+    refused: Refused,
     calls: Calls<CallResult>,
     outbound: Outbound,
     /// Kept so the event channel never disconnects (a disconnected receiver would make the
@@ -81,7 +81,7 @@ impl Worker {
             bot_id: None,
             unauthorized: false,
             content_warned: false,
-            refused: HashSet::new(),
+            refused: Refused::new("discord", module_path!()),
             calls: Calls::new("emonk-discord-http"),
             outbound: Outbound::default(),
             gw_tx,
@@ -143,14 +143,11 @@ impl Worker {
     }
 
     fn report(&self) {
-        self.ctx.report(ConnectorEvent::Status(self.status.clone()));
+        self.ctx.report_status(&self.status);
     }
 
     fn set_state(&mut self, state: &str, error: Option<String>) {
-        self.status.state = state.to_owned();
-        if error.is_some() {
-            self.status.last_error = error;
-        }
+        self.status.set_state(state, error);
         self.report();
     }
 
@@ -211,12 +208,8 @@ impl Worker {
             }
         };
         if !self.allow_from.iter().any(|a| a == "*" || *a == sender_id) {
-            if self.refused.insert(sender_id.clone()) {
-                let name = params["from"]["name"].as_str().unwrap_or("");
-                log::warn!(
-                    "discord: refused a message from {name:?} (id {sender_id}); to allow this sender add \"{sender_id}\" to channels.discord.allowFrom"
-                );
-            }
+            let name = params["from"]["name"].as_str().unwrap_or("");
+            self.refused.refuse(&sender_id, Some(name));
             return;
         }
         let chat = params["chatId"].as_str().unwrap_or_default().to_owned();
@@ -247,9 +240,7 @@ impl Worker {
     }
 
     fn finish_sends(&mut self, done: Vec<Done>) {
-        for (id, result) in done {
-            self.ctx.report(ConnectorEvent::SendDone { id, result });
-        }
+        self.ctx.finish_sends(done);
     }
 }
 

@@ -19,7 +19,6 @@
 //! to 30 s with jitter, `Retry-After` on 429, at least [`TOO_MANY_WAIT`] after
 //! `too_many_websockets`), so nothing here can spin.
 
-use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -33,6 +32,7 @@ use super::seen::Seen;
 use super::socket::{Read, Socket, Ws};
 use crate::backoff::Backoff;
 use crate::channels::calls::{CallId, Calls};
+use crate::channels::status::Refused;
 use crate::channels::{ChannelStatus, ConnectorCommand, ConnectorContext, ConnectorEvent};
 use crate::protocol::{ErrorBody, ErrorCode};
 use crate::spool::Spool;
@@ -102,7 +102,7 @@ pub struct Worker {
     sockets: Vec<Socket>,
     next_socket_id: u64,
     backoff: Backoff,
-    refused: HashSet<String>,
+    refused: Refused,
     calls: Calls<CallResult>,
     outbound: Outbound,
     /// Log "spool full" once per episode.
@@ -140,7 +140,7 @@ impl Worker {
             sockets: Vec::new(),
             next_socket_id: 0,
             backoff: Backoff::new(),
-            refused: HashSet::new(),
+            refused: Refused::new("slack", module_path!()),
             calls: Calls::new("emonk-slack-http"),
             outbound: Outbound::default(),
             spool_full_said: false,
@@ -206,14 +206,11 @@ impl Worker {
     }
 
     fn report(&self) {
-        self.ctx.report(ConnectorEvent::Status(self.status.clone()));
+        self.ctx.report_status(&self.status);
     }
 
     fn set_state(&mut self, state: &str, error: Option<String>) {
-        self.status.state = state.to_owned();
-        if error.is_some() {
-            self.status.last_error = error;
-        }
+        self.status.set_state(state, error);
         self.report();
     }
 
@@ -590,17 +587,11 @@ impl Worker {
 
     /// Log a refused sender once, with the exact id to add.
     fn refuse(&mut self, id: String) {
-        if self.refused.insert(id.clone()) {
-            log::warn!(
-                "slack: refused a message from user {id}; to allow this sender add \"{id}\" to channels.slack.allowFrom"
-            );
-        }
+        self.refused.refuse(&id, None);
     }
 
     fn finish_sends(&mut self, done: Vec<Done>) {
-        for (id, result) in done {
-            self.ctx.report(ConnectorEvent::SendDone { id, result });
-        }
+        self.ctx.finish_sends(done);
     }
 
     /// Close the sockets, abort calls in flight, report `stopped`.

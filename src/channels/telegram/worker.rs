@@ -12,7 +12,6 @@
 //! outlives its deadline is abandoned and replaced (the stall watchdog), so the connector can
 //! never silently stop receiving.
 
-use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -25,6 +24,7 @@ use super::offset::{OffsetFile, spool_source, starting_offset};
 use super::outbound::{Done, Outbound};
 use crate::backoff::Backoff;
 use crate::channels::calls::{CallId, Calls};
+use crate::channels::status::Refused;
 use crate::channels::{ChannelStatus, ConnectorCommand, ConnectorContext, ConnectorEvent};
 use crate::protocol::{ErrorBody, ErrorCode};
 use crate::spool::{Entry, Spool, SpoolError};
@@ -98,7 +98,7 @@ pub struct Worker {
     not_before: Instant,
     backoff: Backoff,
     last_error_was_webhook: bool,
-    refused: HashSet<String>,
+    refused: Refused,
     calls: Calls<CallResult>,
     outbound: Outbound,
 }
@@ -126,7 +126,7 @@ impl Worker {
             not_before: Instant::now(),
             backoff: Backoff::new(),
             last_error_was_webhook: false,
-            refused: HashSet::new(),
+            refused: Refused::new("telegram", module_path!()),
             calls: Calls::new("emonk-telegram-http"),
             outbound: Outbound::default(),
         }
@@ -158,14 +158,11 @@ impl Worker {
     }
 
     fn report(&self) {
-        self.ctx.report(ConnectorEvent::Status(self.status.clone()));
+        self.ctx.report_status(&self.status);
     }
 
     fn set_state(&mut self, state: &str, error: Option<String>) {
-        self.status.state = state.to_owned();
-        if error.is_some() {
-            self.status.last_error = error;
-        }
+        self.status.set_state(state, error);
         self.report();
     }
 
@@ -503,22 +500,16 @@ impl Worker {
 
     /// Log a refused sender once, with the exact id to add.
     fn refuse(&mut self, id: String, params: &serde_json::Map<String, Value>) {
-        if self.refused.insert(id.clone()) {
-            let name = params
-                .get("from")
-                .and_then(|f| f.get("name"))
-                .and_then(Value::as_str)
-                .unwrap_or("");
-            log::warn!(
-                "telegram: refused a message from {name:?} (id {id}); to allow this sender add \"{id}\" to channels.telegram.allowFrom"
-            );
-        }
+        let name = params
+            .get("from")
+            .and_then(|f| f.get("name"))
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        self.refused.refuse(&id, Some(name));
     }
 
     fn finish_sends(&mut self, done: Vec<Done>) {
-        for (id, result) in done {
-            self.ctx.report(ConnectorEvent::SendDone { id, result });
-        }
+        self.ctx.finish_sends(done);
     }
 
     /// Confirm what was spooled, give calls in flight a short grace, report `stopped`.
