@@ -16,6 +16,9 @@ mod baseline;
 mod client;
 #[path = "emonk_bench/daemon.rs"]
 mod daemon;
+#[allow(dead_code)] // the fake Telegram uses a part of the shared plumbing
+#[path = "../../tests/support/fake_server.rs"]
+mod fake_server;
 #[allow(dead_code)] // the bench uses a small part of the fake
 #[path = "../../tests/support/fake_telegram.rs"]
 mod fake_telegram;

@@ -19,10 +19,9 @@
 
 use std::collections::{HashSet, VecDeque};
 use std::io::{self, BufReader, Write};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
-use std::thread::{self, JoinHandle};
+use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::ops::Deref;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -30,6 +29,7 @@ use tungstenite::protocol::CloseFrame;
 use tungstenite::protocol::frame::coding::CloseCode;
 use tungstenite::{Message, WebSocket};
 
+use super::fake_server::{Server, Watched, local_listener};
 use super::fake_telegram::read_request;
 
 /// The bot user the fake plays.
@@ -77,16 +77,12 @@ pub struct FakeDiscord {
     shared: Arc<Shared>,
     http_addr: SocketAddr,
     ws_addr: SocketAddr,
-    acceptors: Vec<JoinHandle<()>>,
+    server: Server,
 }
 
 struct Shared {
     token: String,
-    state: Mutex<State>,
-    changed: Condvar,
-    stopping: AtomicBool,
-    open: Mutex<Vec<TcpStream>>,
-    threads: Mutex<Vec<JoinHandle<()>>>,
+    state: Watched<State>,
 }
 
 struct Session {
@@ -124,34 +120,27 @@ struct State {
 impl FakeDiscord {
     /// Start with this bot token and a 1 s heartbeat interval.
     pub fn start(token: &str) -> FakeDiscord {
-        let http = TcpListener::bind("127.0.0.1:0").expect("bind http");
-        let ws = TcpListener::bind("127.0.0.1:0").expect("bind ws");
-        let http_addr = http.local_addr().unwrap();
-        let ws_addr = ws.local_addr().unwrap();
+        let (http, http_addr) = local_listener();
+        let (ws, ws_addr) = local_listener();
         let shared = Arc::new(Shared {
             token: token.to_owned(),
-            state: Mutex::new(State {
+            state: Watched::new(State {
                 ws_url: format!("ws://{ws_addr}"),
                 heartbeat_ms: 1000,
                 next_id: 1_250_000_000_000_000_000,
                 ..State::default()
             }),
-            changed: Condvar::new(),
-            stopping: AtomicBool::new(false),
-            open: Mutex::new(Vec::new()),
-            threads: Mutex::new(Vec::new()),
         });
+        let mut server = Server::new();
         let s1 = shared.clone();
+        server.serve(http, "fake-discord-http", move |stream| serve_http(&s1, stream));
         let s2 = shared.clone();
-        let acceptors = vec![
-            thread::spawn(move || accept(&s1, http, serve_http)),
-            thread::spawn(move || accept(&s2, ws, serve_ws)),
-        ];
+        server.serve(ws, "fake-discord-ws", move |stream| serve_ws(&s2, stream));
         FakeDiscord {
             shared,
             http_addr,
             ws_addr,
-            acceptors,
+            server,
         }
     }
 
@@ -201,7 +190,7 @@ impl FakeDiscord {
             d[k] = v.clone();
         }
         st.dispatch("MESSAGE_CREATE", d);
-        self.shared.changed.notify_all();
+        self.shared.notify();
         id
     }
 
@@ -282,64 +271,28 @@ impl FakeDiscord {
     }
 
     fn wait(&self, timeout: Duration, ready: impl Fn(&State) -> bool) -> bool {
-        let deadline = Instant::now() + timeout;
-        let mut st = self.shared.lock();
-        loop {
-            if ready(&st) {
-                return true;
-            }
-            let now = Instant::now();
-            if now >= deadline {
-                return false;
-            }
-            st = self
-                .shared
-                .changed
-                .wait_timeout(st, (deadline - now).min(Duration::from_millis(50)))
-                .unwrap_or_else(PoisonError::into_inner)
-                .0;
-        }
+        self.shared.wait_even_stopped(timeout, ready)
     }
 
     /// Stop accepting and close every connection (the platform goes away).
     pub fn shutdown(&self) {
-        self.shared.stopping.store(true, Ordering::SeqCst);
-        self.shared.changed.notify_all();
-        let _ = TcpStream::connect_timeout(&self.http_addr, Duration::from_secs(1));
-        let _ = TcpStream::connect_timeout(&self.ws_addr, Duration::from_secs(1));
-        for s in self
-            .shared
-            .open
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .iter()
-        {
-            let _ = s.shutdown(Shutdown::Both);
-        }
+        self.shared.stop();
+        self.server.close();
     }
 }
 
 impl Drop for FakeDiscord {
     fn drop(&mut self) {
         self.shutdown();
-        for a in self.acceptors.drain(..) {
-            let _ = a.join();
-        }
-        let threads =
-            std::mem::take(&mut *self.shared.threads.lock().unwrap_or_else(PoisonError::into_inner));
-        for t in threads {
-            let _ = t.join();
-        }
+        self.server.shutdown();
     }
 }
 
-impl Shared {
-    fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
-    }
+impl Deref for Shared {
+    type Target = Watched<State>;
 
-    fn stopping(&self) -> bool {
-        self.stopping.load(Ordering::SeqCst)
+    fn deref(&self) -> &Watched<State> {
+        &self.state
     }
 }
 
@@ -351,32 +304,6 @@ impl State {
             let s = session.log.len() + 1;
             session.log.push(json!({"op": 0, "t": t, "s": s, "d": d}));
         }
-    }
-}
-
-fn accept(shared: &Arc<Shared>, listener: TcpListener, serve: fn(&Arc<Shared>, TcpStream)) {
-    for stream in listener.incoming() {
-        if shared.stopping() {
-            return;
-        }
-        let Ok(stream) = stream else {
-            thread::sleep(Duration::from_millis(10));
-            continue;
-        };
-        if let Ok(clone) = stream.try_clone() {
-            shared
-                .open
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .push(clone);
-        }
-        let worker = shared.clone();
-        let handle = thread::spawn(move || serve(&worker, stream));
-        shared
-            .threads
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push(handle);
     }
 }
 
@@ -429,7 +356,7 @@ fn serve_http(shared: &Arc<Shared>, stream: TcpStream) {
                 Reply::json(404, json!({"code": 0, "message": "404: Not Found"}))
             }
         };
-        shared.changed.notify_all();
+        shared.notify();
         let Some((status, headers, body)) = reply.0 else {
             let _ = writer.shutdown(Shutdown::Both);
             return;
@@ -545,7 +472,7 @@ fn serve_ws(shared: &Arc<Shared>, stream: TcpStream) {
             json!({"op": 10, "s": null, "t": null, "d": {"heartbeat_interval": st.heartbeat_ms}}),
         )
     };
-    shared.changed.notify_all();
+    shared.notify();
     if send(&mut ws, &hello).is_err() {
         return;
     }
@@ -570,7 +497,7 @@ fn serve_ws(shared: &Arc<Shared>, stream: TcpStream) {
                     _ => Vec::new(),
                 };
                 if fault.is_some() {
-                    shared.changed.notify_all();
+                    shared.notify();
                 }
                 (fault, pending)
             }
@@ -616,7 +543,7 @@ fn serve_ws(shared: &Arc<Shared>, stream: TcpStream) {
             Ok(Message::Close(f)) => {
                 let code = f.map_or(1005, |f| u16::from(f.code));
                 shared.lock().client_closes.push(code);
-                shared.changed.notify_all();
+                shared.notify();
                 return;
             }
             Ok(_) => continue,
@@ -640,7 +567,7 @@ fn serve_ws(shared: &Arc<Shared>, stream: TcpStream) {
                     at: Instant::now(),
                     d: d.clone(),
                 });
-                shared.changed.notify_all();
+                shared.notify();
                 if d["token"] != shared.token.as_str() || st.revoked {
                     drop(st);
                     close(&mut ws, 4004);
@@ -681,7 +608,7 @@ fn serve_ws(shared: &Arc<Shared>, stream: TcpStream) {
                     at: Instant::now(),
                     d: d.clone(),
                 });
-                shared.changed.notify_all();
+                shared.notify();
                 if d["token"] != shared.token.as_str() || st.revoked {
                     drop(st);
                     close(&mut ws, 4004);

@@ -21,16 +21,17 @@
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::io::{BufReader, Write};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
-use std::thread::{self, JoinHandle};
+use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::ops::Deref;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::{Value, json};
 use tungstenite::Message;
 use tungstenite::handshake::server::{ErrorResponse, Request as WsRequest, Response as WsResponse};
 
+use super::fake_server::{Server, Watched, local_listener};
 use super::fake_telegram::read_request;
 
 pub const APP_TOKEN: &str = "xapp-1-TEST";
@@ -98,27 +99,22 @@ struct State {
 }
 
 struct Shared {
-    state: Mutex<State>,
-    changed: Condvar,
-    stopping: AtomicBool,
-    streams: Mutex<Vec<TcpStream>>,
-    threads: Mutex<Vec<JoinHandle<()>>>,
+    state: Watched<State>,
     ws_addr: SocketAddr,
 }
 
 pub struct FakeSlack {
     shared: Arc<Shared>,
     http_addr: SocketAddr,
-    acceptors: Vec<JoinHandle<()>>,
+    server: Server,
 }
 
 impl FakeSlack {
     pub fn start() -> FakeSlack {
-        let http = TcpListener::bind("127.0.0.1:0").unwrap();
-        let ws = TcpListener::bind("127.0.0.1:0").unwrap();
-        let http_addr = http.local_addr().unwrap();
+        let (http, http_addr) = local_listener();
+        let (ws, ws_addr) = local_listener();
         let shared = Arc::new(Shared {
-            state: Mutex::new(State {
+            state: Watched::new(State {
                 bot_token: BOT_TOKEN.into(),
                 app_token: APP_TOKEN.into(),
                 tickets: HashSet::new(),
@@ -137,20 +133,17 @@ impl FakeSlack {
                 requests: Vec::new(),
                 faults: HashMap::new(),
             }),
-            changed: Condvar::new(),
-            stopping: AtomicBool::new(false),
-            streams: Mutex::new(Vec::new()),
-            threads: Mutex::new(Vec::new()),
-            ws_addr: ws.local_addr().unwrap(),
+            ws_addr,
         });
-        let acceptors = vec![
-            spawn_acceptor(&shared, http, "fake-slack-http", serve_http),
-            spawn_acceptor(&shared, ws, "fake-slack-ws", serve_socket),
-        ];
+        let mut server = Server::new();
+        let s1 = shared.clone();
+        server.serve(http, "fake-slack-http", move |stream| serve_http(&s1, stream));
+        let s2 = shared.clone();
+        server.serve(ws, "fake-slack-ws", move |stream| serve_socket(&s2, stream));
         FakeSlack {
             shared,
             http_addr,
-            acceptors,
+            server,
         }
     }
 
@@ -177,7 +170,7 @@ impl FakeSlack {
         let ids = ids_of(&envelope);
         let mut st = self.lock();
         st.pending.push_back(envelope);
-        self.shared.changed.notify_all();
+        self.shared.notify();
         ids
     }
 
@@ -214,7 +207,7 @@ impl FakeSlack {
             s.disconnected = true;
         }
         st.cmds.entry(id).or_default().push_back(SockCmd::Frame(frame));
-        self.shared.changed.notify_all();
+        self.shared.notify();
     }
 
     /// Socket `id` stops reading and writing but keeps the TCP connection open.
@@ -230,7 +223,7 @@ impl FakeSlack {
     fn command(&self, id: u64, cmd: SockCmd) {
         let mut st = self.lock();
         st.cmds.entry(id).or_default().push_back(cmd);
-        self.shared.changed.notify_all();
+        self.shared.notify();
     }
 
     pub fn set_ignore_acks(&self, on: bool) {
@@ -297,57 +290,16 @@ pub struct FakeView<'a> {
 
 impl Drop for FakeSlack {
     fn drop(&mut self) {
-        self.shared.stopping.store(true, Ordering::SeqCst);
-        self.shared.changed.notify_all();
-        for addr in [self.http_addr, self.shared.ws_addr] {
-            let _ = TcpStream::connect_timeout(&addr, Duration::from_secs(1));
-        }
-        for a in self.acceptors.drain(..) {
-            let _ = a.join();
-        }
-        for s in self
-            .shared
-            .streams
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .iter()
-        {
-            let _ = s.shutdown(Shutdown::Both);
-        }
-        let threads =
-            std::mem::take(&mut *self.shared.threads.lock().unwrap_or_else(PoisonError::into_inner));
-        for t in threads {
-            let _ = t.join();
-        }
+        self.shared.stop();
+        self.server.shutdown();
     }
 }
 
-impl Shared {
-    fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
-    }
+impl Deref for Shared {
+    type Target = Watched<State>;
 
-    fn stopping(&self) -> bool {
-        self.stopping.load(Ordering::SeqCst)
-    }
-
-    fn wait_until(&self, timeout: Duration, ready: impl Fn(&State) -> bool) -> bool {
-        let deadline = Instant::now() + timeout;
-        let mut st = self.lock();
-        loop {
-            if ready(&st) {
-                return true;
-            }
-            let now = Instant::now();
-            if now >= deadline || self.stopping() {
-                return false;
-            }
-            st = self
-                .changed
-                .wait_timeout(st, (deadline - now).min(Duration::from_millis(50)))
-                .unwrap_or_else(PoisonError::into_inner)
-                .0;
-        }
+    fn deref(&self) -> &Watched<State> {
+        &self.state
     }
 }
 
@@ -387,48 +339,6 @@ fn ids_of(envelope: &Value) -> (String, String) {
             .unwrap_or_default()
             .to_owned(),
     )
-}
-
-fn spawn_acceptor(
-    shared: &Arc<Shared>,
-    listener: TcpListener,
-    name: &str,
-    serve: fn(&Arc<Shared>, TcpStream),
-) -> JoinHandle<()> {
-    let shared = shared.clone();
-    let name = name.to_owned();
-    thread::Builder::new()
-        .name(name.clone())
-        .spawn(move || {
-            for stream in listener.incoming() {
-                if shared.stopping() {
-                    return;
-                }
-                let Ok(stream) = stream else {
-                    thread::sleep(Duration::from_millis(10));
-                    continue;
-                };
-                if let Ok(clone) = stream.try_clone() {
-                    shared
-                        .streams
-                        .lock()
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .push(clone);
-                }
-                let worker = shared.clone();
-                if let Ok(h) = thread::Builder::new()
-                    .name(format!("{name}-conn"))
-                    .spawn(move || serve(&worker, stream))
-                {
-                    shared
-                        .threads
-                        .lock()
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .push(h);
-                }
-            }
-        })
-        .unwrap()
 }
 
 // ---- HTTP ----
@@ -482,7 +392,7 @@ fn handle_http(
         .map(str::to_owned);
     let mut st = shared.lock();
     st.requests.push((method.clone(), body.clone()));
-    shared.changed.notify_all();
+    shared.notify();
     let ok = |v: Value| (200, Vec::new(), v.to_string());
     let err = |e: &str| (200, Vec::new(), json!({"ok": false, "error": e}).to_string());
     if let Some(fault) = st.faults.get_mut(&method).and_then(VecDeque::pop_front) {
@@ -589,7 +499,7 @@ fn serve_socket(shared: &Arc<Shared>, stream: TcpStream) {
             disconnected: false,
             silent: false,
         });
-        shared.changed.notify_all();
+        shared.notify();
         id
     };
     let _ = ws.get_ref().set_read_timeout(Some(Duration::from_millis(20)));
@@ -669,7 +579,7 @@ fn serve_socket(shared: &Arc<Shared>, stream: TcpStream) {
                         out.push(env);
                     }
                     if !out.is_empty() {
-                        shared.changed.notify_all();
+                        shared.notify();
                     }
                 }
                 out
@@ -694,7 +604,7 @@ fn serve_socket(shared: &Arc<Shared>, stream: TcpStream) {
                         if !st.ignore_acks {
                             st.outstanding.remove(eid);
                         }
-                        shared.changed.notify_all();
+                        shared.notify();
                     }
                 }
                 Ok(Message::Close(_)) => {
@@ -721,5 +631,5 @@ fn serve_socket(shared: &Arc<Shared>, stream: TcpStream) {
     if let Some(s) = st.sockets.iter_mut().find(|s| s.id == id) {
         s.closed = Some((Instant::now(), by_client));
     }
-    shared.changed.notify_all();
+    shared.notify();
 }

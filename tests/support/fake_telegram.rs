@@ -15,13 +15,14 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::io::{self, BufRead, BufReader, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
-use std::thread::{self, JoinHandle};
+use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::ops::Deref;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::{Map, Value, json};
+
+use super::fake_server::{Server, Watched, local_listener};
 
 /// The 409 the older of two concurrent `getUpdates` gets.
 pub const CONFLICT_POLLER: &str =
@@ -71,28 +72,16 @@ pub enum Fault {
 pub struct FakeTelegram {
     shared: Arc<Shared>,
     addr: SocketAddr,
-    acceptor: Option<JoinHandle<()>>,
+    server: Server,
 }
 
 struct Shared {
     token: String,
-    state: Mutex<State>,
     /// Signalled on every state change: new updates, polls starting/ending, requests, stop.
-    changed: Condvar,
-    stopping: AtomicBool,
-    conns: Mutex<Conns>,
+    state: Watched<State>,
     /// When recording (see [`FakeTelegram::record_handovers`]): the instant each update was
     /// written to a client in a getUpdates response, by update_id.
     handovers: Mutex<Option<HashMap<i64, Instant>>>,
-}
-
-#[derive(Default)]
-struct Conns {
-    next_id: u64,
-    accepted: usize,
-    /// Clones of open sockets, shut down on stop to unblock their reader threads.
-    open: HashMap<u64, TcpStream>,
-    threads: Vec<JoinHandle<()>>,
 }
 
 struct Chat {
@@ -141,11 +130,10 @@ impl FakeTelegram {
     /// Start on 127.0.0.1 with an ephemeral port. `token` must look like a bot token
     /// (`<digits>:<chars>`), as requests with a malformed token get 404.
     pub fn start(token: &str) -> FakeTelegram {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind fake telegram");
-        let addr = listener.local_addr().expect("local addr");
+        let (listener, addr) = local_listener();
         let shared = Arc::new(Shared {
             token: token.to_owned(),
-            state: Mutex::new(State {
+            state: Watched::new(State {
                 revoked: false,
                 webhook: None,
                 updates: VecDeque::new(),
@@ -160,23 +148,14 @@ impl FakeTelegram {
                 faults: HashMap::new(),
                 persistent: HashMap::new(),
             }),
-            changed: Condvar::new(),
-            stopping: AtomicBool::new(false),
-            conns: Mutex::new(Conns::default()),
             handovers: Mutex::new(None),
         });
-        let acceptor = {
-            let shared = shared.clone();
-            thread::Builder::new()
-                .name("fake-telegram-accept".into())
-                .spawn(move || accept_loop(&shared, listener))
-                .expect("spawn acceptor")
-        };
-        FakeTelegram {
-            shared,
-            addr,
-            acceptor: Some(acceptor),
-        }
+        let mut server = Server::new();
+        let worker = shared.clone();
+        server.serve(listener, "fake-telegram", move |stream| {
+            serve_connection(&worker, stream)
+        });
+        FakeTelegram { shared, addr, server }
     }
 
     /// `http://127.0.0.1:PORT`, to use as `apiBaseUrl`.
@@ -305,22 +284,18 @@ impl FakeTelegram {
     pub fn set_webhook(&self, on: bool) {
         let mut st = self.shared.lock();
         st.webhook = on.then(|| "https://example.invalid/hook".to_owned());
-        self.shared.changed.notify_all();
+        self.shared.notify();
     }
 
     /// Revoke the token: every request, and every pending poll, gets 401 from now on.
     pub fn revoke_token(&self) {
         self.shared.lock().revoked = true;
-        self.shared.changed.notify_all();
+        self.shared.notify();
     }
 
     /// How many TCP connections were accepted (keep-alive means few).
     pub fn connections(&self) -> usize {
-        self.shared
-            .conns
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .accepted
+        self.server.accepted()
     }
 
     /// Start recording when each update is handed over: the instant the getUpdates response
@@ -359,54 +334,20 @@ impl FakeTelegram {
 
 impl Drop for FakeTelegram {
     fn drop(&mut self) {
-        self.shared.stopping.store(true, Ordering::SeqCst);
-        self.shared.changed.notify_all();
-        // Wake the blocking accept().
-        let _ = TcpStream::connect_timeout(&self.addr, Duration::from_secs(1));
-        if let Some(acceptor) = self.acceptor.take() {
-            let _ = acceptor.join();
-        }
-        let threads = {
-            let mut conns = self.shared.conns.lock().unwrap_or_else(PoisonError::into_inner);
-            for stream in conns.open.values() {
-                let _ = stream.shutdown(Shutdown::Both);
-            }
-            std::mem::take(&mut conns.threads)
-        };
-        for thread in threads {
-            let _ = thread.join();
-        }
+        self.shared.stop();
+        self.server.shutdown();
+    }
+}
+
+impl Deref for Shared {
+    type Target = Watched<State>;
+
+    fn deref(&self) -> &Watched<State> {
+        &self.state
     }
 }
 
 impl Shared {
-    fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    fn stopping(&self) -> bool {
-        self.stopping.load(Ordering::SeqCst)
-    }
-
-    fn wait_until(&self, timeout: Duration, ready: impl Fn(&State) -> bool) -> bool {
-        let deadline = Instant::now() + timeout;
-        let mut st = self.lock();
-        loop {
-            if ready(&st) {
-                return true;
-            }
-            let now = Instant::now();
-            if now >= deadline || self.stopping() {
-                return false;
-            }
-            st = self
-                .changed
-                .wait_timeout(st, deadline - now)
-                .unwrap_or_else(PoisonError::into_inner)
-                .0;
-        }
-    }
-
     /// If recording, note now as the handover instant of every update in a written
     /// getUpdates response.
     fn note_handover(&self, body: &Value) {
@@ -434,7 +375,7 @@ impl Shared {
             update.insert(kind.into(), payload);
             st.updates.push_back(Value::Object(update));
         }
-        self.changed.notify_all();
+        self.notify();
         update_id
     }
 }
@@ -505,40 +446,6 @@ fn unix_now() -> i64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0)
-}
-
-fn accept_loop(shared: &Arc<Shared>, listener: TcpListener) {
-    for stream in listener.incoming() {
-        if shared.stopping() {
-            return;
-        }
-        let stream = match stream {
-            Ok(stream) => stream,
-            Err(_) => {
-                // E.g. out of descriptors: do not spin.
-                thread::sleep(Duration::from_millis(10));
-                continue;
-            }
-        };
-        let mut conns = shared.conns.lock().unwrap_or_else(PoisonError::into_inner);
-        conns.accepted += 1;
-        let id = conns.next_id;
-        conns.next_id += 1;
-        if let Ok(clone) = stream.try_clone() {
-            conns.open.insert(id, clone);
-        }
-        let worker = shared.clone();
-        let spawned = thread::Builder::new()
-            .name(format!("fake-telegram-conn-{id}"))
-            .spawn(move || {
-                serve_connection(&worker, stream);
-                let mut conns = worker.conns.lock().unwrap_or_else(PoisonError::into_inner);
-                conns.open.remove(&id);
-            });
-        if let Ok(handle) = spawned {
-            conns.threads.push(handle);
-        }
-    }
 }
 
 /// Serve requests on one connection until the client closes it, asks to, or we stop.
@@ -817,7 +724,7 @@ fn handle(shared: &Shared, request: &Request) -> Reply {
             canonical.unwrap_or(method).to_owned(),
             Value::Object(params.clone()),
         ));
-        shared.changed.notify_all();
+        shared.notify();
         if token != shared.token || st.revoked {
             return error(401, "Unauthorized");
         }
@@ -872,7 +779,7 @@ fn handle(shared: &Shared, request: &Request) -> Reply {
             if bool_param(&params, "drop_pending_updates") {
                 st.updates.clear();
             }
-            shared.changed.notify_all();
+            shared.notify();
             Ok(json!(true))
         }
         "setWebhook" => {
@@ -882,7 +789,7 @@ fn handle(shared: &Shared, request: &Request) -> Reply {
             if bool_param(&params, "drop_pending_updates") {
                 st.updates.clear();
             }
-            shared.changed.notify_all();
+            shared.notify();
             Ok(json!(true))
         }
         "getWebhookInfo" => {
@@ -958,7 +865,7 @@ fn get_updates(shared: &Shared, params: &Map<String, Value>, ignore_timeout: boo
     }
     st.poll_generation += 1;
     let me = st.poll_generation;
-    shared.changed.notify_all();
+    shared.notify();
 
     let deadline = Instant::now() + wait;
     st.polls_waiting += 1;
@@ -976,14 +883,10 @@ fn get_updates(shared: &Shared, params: &Map<String, Value>, ignore_timeout: boo
         if !st.updates.is_empty() || now >= deadline || shared.stopping() {
             break ok(Value::Array(st.updates.iter().take(limit).cloned().collect()));
         }
-        st = shared
-            .changed
-            .wait_timeout(st, deadline - now)
-            .unwrap_or_else(PoisonError::into_inner)
-            .0;
+        st = shared.wait_timeout(st, deadline - now);
     };
     st.polls_waiting -= 1;
-    shared.changed.notify_all();
+    shared.notify();
     reply
 }
 
