@@ -20,7 +20,6 @@
 use std::collections::{HashSet, VecDeque};
 use std::io::{self, BufReader, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
-use std::ops::Deref;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -29,7 +28,7 @@ use tungstenite::protocol::CloseFrame;
 use tungstenite::protocol::frame::coding::CloseCode;
 use tungstenite::{Message, WebSocket};
 
-use super::fake_server::{Server, Watched, local_listener};
+use super::fake_server::{Server, Watched, deref_to_watched, local_listener};
 use super::fake_telegram::read_request;
 
 /// The bot user the fake plays.
@@ -288,13 +287,7 @@ impl Drop for FakeDiscord {
     }
 }
 
-impl Deref for Shared {
-    type Target = Watched<State>;
-
-    fn deref(&self) -> &Watched<State> {
-        &self.state
-    }
-}
+deref_to_watched!(Shared, State);
 
 impl State {
     /// Append a dispatch to the session log (dropped when there is no session, as Discord

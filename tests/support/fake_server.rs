@@ -89,6 +89,21 @@ impl<S> Watched<S> {
     }
 }
 
+/// `impl Deref<Target = Watched<State>> for Shared` through its `state` field, so a fake's
+/// shared struct is used as its watched state (`shared.lock()`, `shared.notify()`, ...).
+macro_rules! deref_to_watched {
+    ($shared:ty, $state:ty) => {
+        impl std::ops::Deref for $shared {
+            type Target = Watched<$state>;
+
+            fn deref(&self) -> &Watched<$state> {
+                &self.state
+            }
+        }
+    };
+}
+pub(super) use deref_to_watched;
+
 /// Accept threads over listeners, a named thread per connection, and the open connections,
 /// so that [`Server::shutdown`] can close them all and join every thread. Dropping it shuts
 /// it down.

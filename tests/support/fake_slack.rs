@@ -22,7 +22,6 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::io::{BufReader, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
-use std::ops::Deref;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -31,7 +30,7 @@ use serde_json::{Value, json};
 use tungstenite::Message;
 use tungstenite::handshake::server::{ErrorResponse, Request as WsRequest, Response as WsResponse};
 
-use super::fake_server::{Server, Watched, local_listener};
+use super::fake_server::{Server, Watched, deref_to_watched, local_listener};
 use super::fake_telegram::read_request;
 
 pub const APP_TOKEN: &str = "xapp-1-TEST";
@@ -295,13 +294,7 @@ impl Drop for FakeSlack {
     }
 }
 
-impl Deref for Shared {
-    type Target = Watched<State>;
-
-    fn deref(&self) -> &Watched<State> {
-        &self.state
-    }
-}
+deref_to_watched!(Shared, State);
 
 impl State {
     fn next_ts(&mut self) -> String {

@@ -16,13 +16,12 @@
 use std::collections::{HashMap, VecDeque};
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
-use std::ops::Deref;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::{Map, Value, json};
 
-use super::fake_server::{Server, Watched, local_listener};
+use super::fake_server::{Server, Watched, deref_to_watched, local_listener};
 
 /// The 409 the older of two concurrent `getUpdates` gets.
 pub const CONFLICT_POLLER: &str =
@@ -339,13 +338,7 @@ impl Drop for FakeTelegram {
     }
 }
 
-impl Deref for Shared {
-    type Target = Watched<State>;
-
-    fn deref(&self) -> &Watched<State> {
-        &self.state
-    }
-}
+deref_to_watched!(Shared, State);
 
 impl Shared {
     /// If recording, note now as the handover instant of every update in a written
