@@ -607,11 +607,7 @@ fn serve_socket(shared: &Arc<Shared>, stream: TcpStream) {
                     break;
                 }
                 Ok(_) => {}
-                Err(tungstenite::Error::Io(e))
-                    if matches!(
-                        e.kind(),
-                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                    ) => {}
+                Err(e) if super::read_timed_out(&e) => {}
                 Err(_) => {
                     by_client = true;
                     break;

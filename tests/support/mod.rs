@@ -340,11 +340,7 @@ impl Ws {
                 Ok(Message::Close(Some(f))) => return Err(End::Closed(f.code.into(), f.reason.to_string())),
                 Ok(Message::Close(None)) => return Err(End::Closed(1005, String::new())),
                 Ok(_) => {}
-                Err(tungstenite::Error::Io(e))
-                    if matches!(
-                        e.kind(),
-                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                    ) => {}
+                Err(e) if read_timed_out(&e) => {}
                 Err(e) => return Err(End::Dropped(e.to_string())),
             }
         }
@@ -586,4 +582,11 @@ pub fn merge_json(target: &mut Value, patch: Value) {
         }
         (target, patch) => *target = patch,
     }
+}
+
+/// A blocking WebSocket read that ended because its socket read timeout passed (no data yet),
+/// not because the connection failed.
+pub fn read_timed_out(e: &tungstenite::Error) -> bool {
+    matches!(e, tungstenite::Error::Io(io)
+        if matches!(io.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut))
 }

@@ -80,6 +80,19 @@ pub fn call(ws: &mut Ws, id: &str, method: &str, params: Value) -> Result<Value,
 }
 
 /// `gateway.status` → `clients.total`: how many clients the gateway counts as joined.
+/// Check that `n` clients really joined: `gateway.status` counts them plus the status client
+/// itself.
+pub fn expect_joined(port: u16, n: usize) -> Result<(), String> {
+    let joined = joined_clients(port)?;
+    if joined != n as u64 + 1 {
+        return Err(format!(
+            "gateway.status counts {joined} clients, expected {}",
+            n + 1
+        ));
+    }
+    Ok(())
+}
+
 pub fn joined_clients(port: u16) -> Result<u64, String> {
     let mut ws = join(port, "operator")?;
     let status = call(&mut ws, "status", "gateway.status", json!({}))?;

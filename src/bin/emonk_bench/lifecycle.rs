@@ -40,13 +40,7 @@ pub fn stop(ctx: &Ctx, report: &mut Report) {
 fn one_stop(ctx: &Ctx, n: usize) -> Result<f64, String> {
     let (fake, mut daemon) = telegram::start(ctx, |_| {})?;
     let pool = Pool::start(pool::join_many(daemon.port, n, false)?);
-    let joined = client::joined_clients(daemon.port)?;
-    if joined != n as u64 + 1 {
-        return Err(format!(
-            "gateway.status counts {joined} clients, expected {}",
-            n + 1
-        ));
-    }
+    client::expect_joined(daemon.port, n)?;
     if !fake.wait_polling(1, Duration::from_secs(5)) {
         return Err("no long poll in flight".into());
     }

@@ -80,14 +80,7 @@ pub fn clients(ctx: &Ctx, report: &mut Report) {
 fn one_run(ctx: &Ctx, n: usize) -> Result<(f64, f64), String> {
     let daemon = Daemon::start(&ctx.bin, &base_config())?;
     let pool = Pool::start(pool::join_many(daemon.port, n, false)?);
-    // The status client itself is one more.
-    let joined = client::joined_clients(daemon.port)?;
-    if joined != n as u64 + 1 {
-        return Err(format!(
-            "gateway.status counts {joined} clients, expected {}",
-            n + 1
-        ));
-    }
+    client::expect_joined(daemon.port, n)?;
     thread::sleep(SETTLE);
     let rss = daemon.rss_bytes().ok_or("no VmRSS")? as f64;
     let kernel = kernel_tcp_bytes().ok_or("no /proc/net/sockstat")? as f64;
