@@ -15,11 +15,23 @@ use std::time::Duration;
 /// `Timeout::Global`.
 pub const MAX_SETUP_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Per-connection read buffer. ureq's default is 128 KiB for each direction, allocated when
+/// a connection opens and kept while it is pooled: 256 KiB for an idle Telegram long poll,
+/// over a twentieth of the daemon's idle RSS. Bodies stream through the buffers in pieces, so
+/// only a response's status line and headers must fit; the platforms send a few KiB.
+const INPUT_BUFFER: usize = 32 * 1024;
+/// Per-connection write buffer: request line and headers (well under 1 KiB here) must fit;
+/// bodies are written through it in pieces.
+const OUTPUT_BUFFER: usize = 16 * 1024;
+
 /// A client's agent: statuses are answers (4xx/5xx carry the body to read), redirects are
 /// not followed (a token-bearing request must not go elsewhere; a 3xx is returned as is),
 /// `timeout_global` is a safety net only (every call sets its own budget).
 pub fn agent(timeout_global: Duration, user_agent: &str) -> ureq::Agent {
     let config = ureq::Agent::config_builder()
+        .input_buffer_size(INPUT_BUFFER)
+        .output_buffer_size(OUTPUT_BUFFER)
+        .max_response_header_size(INPUT_BUFFER)
         .http_status_as_error(false)
         .timeout_global(Some(timeout_global))
         .max_redirects(0)
@@ -113,5 +125,95 @@ fn is_setup_io_error(e: &io::Error) -> bool {
         K::InvalidData => e.to_string().contains("certificate"),
         // std's getaddrinfo failure has no ErrorKind of its own, only this text.
         _ => e.to_string().contains("failed to lookup address"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::net::TcpListener;
+    use std::thread;
+
+    /// Answers one request: reads the headers and the Content-Length body, then replies with
+    /// `header_pad` bytes of extra header and a body that reports the request body's length
+    /// and checksum, padded to `body_len`.
+    fn serve_once(listener: TcpListener, header_pad: usize, body_len: usize) -> thread::JoinHandle<()> {
+        thread::spawn(move || {
+            let (stream, _) = listener.accept().unwrap();
+            stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut content_length = 0;
+            loop {
+                let mut line = String::new();
+                reader.read_line(&mut line).unwrap();
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    content_length = v.trim().parse().unwrap();
+                }
+                if line == "\r\n" {
+                    break;
+                }
+            }
+            let mut body = vec![0; content_length];
+            reader.read_exact(&mut body).unwrap();
+            let sum: u64 = body.iter().map(|&b| u64::from(b)).sum();
+            let mut reply = format!("{} {sum} ", body.len()).into_bytes();
+            reply.resize(body_len, b'x');
+            let head = format!(
+                "HTTP/1.1 200 OK\r\nX-Pad: {}\r\nContent-Length: {}\r\n\r\n",
+                "p".repeat(header_pad),
+                reply.len()
+            );
+            let mut stream = stream;
+            stream.write_all(head.as_bytes()).unwrap();
+            stream.write_all(&reply).unwrap();
+        })
+    }
+
+    /// The small buffers only bound the headers: bodies far larger than both buffers go
+    /// through whole, in both directions.
+    #[test]
+    fn bodies_larger_than_the_buffers_stream_through() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/", listener.local_addr().unwrap());
+        let server = serve_once(listener, 8 * 1024, 10 * INPUT_BUFFER);
+        let sent: Vec<u8> = (0..10 * OUTPUT_BUFFER).map(|i| (i % 251) as u8).collect();
+        let want_sum: u64 = sent.iter().map(|&b| u64::from(b)).sum();
+        let mut response = with_timeouts(
+            agent(Duration::from_secs(10), "test").post(&url),
+            Duration::from_secs(10),
+        )
+        .send(&sent[..])
+        .unwrap();
+        let body = response
+            .body_mut()
+            .with_config()
+            .limit(u64::MAX)
+            .read_to_vec()
+            .unwrap();
+        server.join().unwrap();
+        assert_eq!(body.len(), 10 * INPUT_BUFFER);
+        let text = String::from_utf8_lossy(&body[..40]).into_owned();
+        assert!(text.starts_with(&format!("{} {want_sum} ", sent.len())), "{text}");
+    }
+
+    /// A header block larger than the input buffer is refused with a clear error rather than
+    /// read without bound.
+    #[test]
+    fn oversized_response_headers_are_an_error() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/", listener.local_addr().unwrap());
+        let server = serve_once(listener, 2 * INPUT_BUFFER, 16);
+        let result = with_timeouts(
+            agent(Duration::from_secs(10), "test").post(&url),
+            Duration::from_secs(10),
+        )
+        .send(&b"{}"[..]);
+        let _ = server.join();
+        let error = result.expect_err("a 64 KiB header block must not be accepted");
+        assert!(
+            matches!(classify_transport(&error), Transport::Network(_)),
+            "{error}"
+        );
     }
 }
