@@ -73,6 +73,7 @@ fn execute(cli: Cli) -> Result<u8, Error> {
     match command {
         Command::Run(a) => {
             crate::logging::init(a.verbose);
+            crate::lifecycle::crash::abort_on_panic();
             let opts = crate::lifecycle::RunOptions {
                 config: a.config,
                 port: a.port,

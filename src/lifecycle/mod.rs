@@ -5,6 +5,7 @@
 //! `emonk-loop`, `emonk-router` and one thread per connector. A stop is bounded by
 //! [`STOP_BUDGET`] from the signal: past it the process logs what is stuck and exits anyway.
 
+pub(crate) mod crash;
 mod instance;
 mod listener;
 mod liveness;

@@ -166,6 +166,13 @@ impl Daemon {
         status_field(self.pid, "VmRSS:").map(|kib| kib * 1024)
     }
 
+    /// Where the resident memory is, from `/proc/PID/smaps`.
+    pub fn rss_parts(&self) -> Option<RssParts> {
+        let exe = std::fs::read_link(format!("/proc/{}/exe", self.pid)).ok()?;
+        let smaps = std::fs::read_to_string(format!("/proc/{}/smaps", self.pid)).ok()?;
+        Some(RssParts::from_smaps(&smaps, &exe.to_string_lossy()))
+    }
+
     pub fn threads(&self) -> Option<u64> {
         status_field(self.pid, "Threads:")
     }
@@ -180,6 +187,52 @@ impl Drop for Daemon {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// Resident memory by kind, in bytes. File-backed pages are the program's and libraries' code
+/// and constants, shared with every process that maps the same files; `private` is what
+/// this process alone costs (heap, stacks, relocated data).
+#[derive(Debug, Default, PartialEq)]
+pub struct RssParts {
+    pub binary: u64,
+    pub libraries: u64,
+    pub private: u64,
+}
+
+impl RssParts {
+    fn from_smaps(smaps: &str, exe: &str) -> RssParts {
+        let mut parts = RssParts::default();
+        let (mut of_exe, mut file_backed, mut rss) = (false, false, 0);
+        let kib = |line: &str| -> u64 {
+            line.split_whitespace()
+                .nth(1)
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0)
+                * 1024
+        };
+        for line in smaps.lines() {
+            let mut words = line.split_whitespace();
+            let first = words.next().unwrap_or("");
+            if first.contains('-') && !first.ends_with(':') {
+                // A mapping header: range perms offset dev inode [path].
+                let path = words.nth(4).unwrap_or("");
+                of_exe = path == exe;
+                file_backed = path.starts_with('/');
+            } else if first == "Rss:" {
+                rss = kib(line);
+            } else if first == "Anonymous:" {
+                let anon = kib(line);
+                let file = rss.saturating_sub(anon);
+                parts.private += anon;
+                match (of_exe, file_backed) {
+                    (true, _) => parts.binary += file,
+                    (false, true) => parts.libraries += file,
+                    (false, false) => parts.private += file,
+                }
+            }
+        }
+        parts
     }
 }
 
@@ -254,4 +307,38 @@ pub fn filesystem_type(path: &Path) -> Option<String> {
         })
         .max_by_key(|(len, _)| *len)
         .map(|(_, fs)| fs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::RssParts;
+
+    #[test]
+    fn smaps_is_split_into_binary_libraries_and_private() {
+        let smaps = "\
+55d0-55d1 r-xp 00000000 fe:00 12 /opt/emonkd
+Rss:                1600 kB
+Anonymous:             0 kB
+55d2-55d3 r--p 00001000 fe:00 12 /opt/emonkd
+Rss:                  84 kB
+Anonymous:            80 kB
+7f00-7f01 r-xp 00000000 fe:00 34 /usr/lib/libc.so.6
+Rss:                1150 kB
+Anonymous:             0 kB
+7f02-7f03 rw-p 00000000 00:00 0
+Rss:                 264 kB
+Anonymous:           264 kB
+7ffd-7ffe rw-p 00000000 00:00 0                          [stack]
+Rss:                  20 kB
+Anonymous:            20 kB
+";
+        assert_eq!(
+            RssParts::from_smaps(smaps, "/opt/emonkd"),
+            RssParts {
+                binary: 1604 * 1024,
+                libraries: 1150 * 1024,
+                private: (80 + 264 + 20) * 1024,
+            }
+        );
+    }
 }

@@ -19,6 +19,7 @@ type Runs = Vec<Result<f64, String>>;
 pub fn idle(ctx: &Ctx, report: &mut Report) {
     let (mut rss, mut threads, mut rss_tg, mut threads_tg) =
         (Runs::new(), Runs::new(), Runs::new(), Runs::new());
+    let (mut binary, mut libraries, mut private) = (Runs::new(), Runs::new(), Runs::new());
     for run in 0..ctx.runs {
         eprintln!("  idle run {}/{}", run + 1, ctx.runs);
         match Daemon::start(&ctx.bin, &base_config()) {
@@ -33,6 +34,10 @@ pub fn idle(ctx: &Ctx, report: &mut Report) {
             Ok((_fake, d)) => {
                 thread::sleep(SETTLE);
                 rss_tg.push(d.rss_bytes().map(|b| b as f64).ok_or_else(|| "no VmRSS".into()));
+                let parts = d.rss_parts().ok_or_else(|| "no /proc/PID/smaps".to_string());
+                binary.push(parts.as_ref().map(|p| p.binary as f64).map_err(Clone::clone));
+                libraries.push(parts.as_ref().map(|p| p.libraries as f64).map_err(Clone::clone));
+                private.push(parts.map(|p| p.private as f64));
                 threads_tg.push(d.threads().map(|t| t as f64).ok_or_else(|| "no Threads".into()));
             }
             Err(e) => rss_tg.push(Err(e)),
@@ -45,6 +50,24 @@ pub fn idle(ctx: &Ctx, report: &mut Report) {
         &rss_tg,
         Unit::Bytes,
         Some(Goal::AtMost(4_000_000.0)),
+    );
+    report.add_median(
+        "  of which emonkd's code and constants",
+        &binary,
+        Unit::Bytes,
+        None,
+    );
+    report.add_median(
+        "  of which shared libraries (libc, ld.so)",
+        &libraries,
+        Unit::Bytes,
+        None,
+    );
+    report.add_median(
+        "  of which private (heap, stacks, data)",
+        &private,
+        Unit::Bytes,
+        None,
     );
     report.add_median("idle threads, telegram polling", &threads_tg, Unit::Count, None);
 }
