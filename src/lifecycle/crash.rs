@@ -3,9 +3,11 @@
 //! A panic is a bug. Unwinding would leave a gateway with one thread gone: a connector
 //! silently down for months, or a router that no longer answers. Aborting hands the problem
 //! to the service manager, which starts a whole, fresh process (the units say
-//! `Restart=on-failure`, runit always restarts). Nothing is lost by that: messages are
-//! in the spool, or still with the platform (a Telegram offset moves only after the spool's
-//! fsync), and agents resume from `events.ack` as after any restart.
+//! `Restart=on-failure`, runit always restarts). An abort costs what a `kill -9` costs,
+//! which the delivery design already covers: messages are in the spool or still with the
+//! platform (a Telegram offset moves only after the spool's fsync), and agents resume from
+//! `events.ack` as after any restart (README, "Delivery guarantees", has the per-platform
+//! details).
 //!
 //! Release builds also compile with `panic = "abort"` (smaller and denser code); the hook
 //! makes debug builds, which the tests run, behave the same.
@@ -24,7 +26,7 @@ pub fn abort_on_panic() {
         let current = thread::current();
         let name = current.name().unwrap_or("unnamed");
         log::error!(
-            "BUG: thread {name} panicked; aborting so that the service manager restarts emonkd with nothing lost. Please report this with the lines above."
+            "BUG: thread {name} panicked; aborting so that the service manager restarts emonkd (spooled messages are kept). Please report this with the lines above."
         );
         process::abort();
     }));
