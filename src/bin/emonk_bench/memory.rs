@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::Ctx;
 use super::client;
-use super::daemon::{Daemon, base_config, kernel_tcp_bytes};
+use super::daemon::{Daemon, RssParts, base_config, kernel_tcp_bytes};
 use super::pool::{self, Pool};
 use super::report::{Goal, Report, Unit};
 use super::telegram;
@@ -34,10 +34,16 @@ pub fn idle(ctx: &Ctx, report: &mut Report) {
             Ok((_fake, d)) => {
                 thread::sleep(SETTLE);
                 rss_tg.push(d.rss_bytes().map(|b| b as f64).ok_or_else(|| "no VmRSS".into()));
-                let parts = d.rss_parts().ok_or_else(|| "no /proc/PID/smaps".to_string());
-                binary.push(parts.as_ref().map(|p| p.binary as f64).map_err(Clone::clone));
-                libraries.push(parts.as_ref().map(|p| p.libraries as f64).map_err(Clone::clone));
-                private.push(parts.map(|p| p.private as f64));
+                let parts = d.rss_parts();
+                let part = |of: fn(&RssParts) -> u64| {
+                    parts
+                        .as_ref()
+                        .map(|p| of(p) as f64)
+                        .ok_or_else(|| "no /proc/PID/smaps".into())
+                };
+                binary.push(part(|p| p.binary));
+                libraries.push(part(|p| p.libraries));
+                private.push(part(|p| p.private));
                 threads_tg.push(d.threads().map(|t| t as f64).ok_or_else(|| "no Threads".into()));
             }
             Err(e) => rss_tg.push(Err(e)),
