@@ -112,6 +112,24 @@ fn streamed_answer_is_relayed_in_order_under_the_callers_id() {
 }
 
 #[test]
+fn a_null_result_is_relayed_as_the_final_answer() {
+    // What a Python handler returning None sends: a present `result` key, null included.
+    let _w = Watchdog::new("null_result", Duration::from_secs(30));
+    let home = Home::new("{}");
+    let gw = Gateway::start(&home);
+    let mut agent = gw.client(None, "agent", "operator");
+    let mut op = gw.operator();
+
+    request(&mut op, "n1", "agent.noop", json!({}));
+    let fwd = agent_receives(&mut agent);
+    answer(&mut agent, fwd["requestId"].as_str().unwrap(), true, Value::Null);
+    let v = response_to(&mut op, "n1", WAIT);
+    assert_eq!(v["final"], true, "{v}");
+    assert!(v.get("result").is_some_and(Value::is_null), "{v}");
+    assert!(v.get("error").is_none(), "{v}");
+}
+
+#[test]
 fn agent_error_is_relayed() {
     let _w = Watchdog::new("agent_error", Duration::from_secs(30));
     let home = Home::new("{}");

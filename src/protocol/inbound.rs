@@ -127,10 +127,21 @@ struct RawFrame<'a> {
     params: Option<&'a RawValue>,
     #[serde(rename = "final")]
     is_final: Option<bool>,
-    #[serde(borrow)]
+    // `present`: a key that is there with `null` is `Some("null")`, not `None`, so that an
+    // agent answering `"result":null` (a Python handler returning `None`) has answered.
+    #[serde(borrow, default, deserialize_with = "present")]
     result: Option<&'a RawValue>,
-    #[serde(borrow)]
+    #[serde(borrow, default, deserialize_with = "present")]
     error: Option<&'a RawValue>,
+}
+
+/// Deserialize a field that is present (null included) as `Some`; absent stays `None` through
+/// `#[serde(default)]`. serde's own `Option` would turn `null` into `None`.
+fn present<'de, D>(d: D) -> Result<Option<&'de RawValue>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    <&'de RawValue as Deserialize<'de>>::deserialize(d).map(Some)
 }
 
 /// Parse one text frame. Unknown extra fields are ignored so newer clients keep working.
@@ -182,8 +193,13 @@ pub fn parse_client_frame(text: &str) -> Result<ClientFrame, FrameError> {
         "response" => {
             let request_id = request_id
                 .ok_or_else(|| FrameError::invalid("response needs a string \"requestId\"", None))?;
-            let result = raw.result.filter(|r| r.get() != "null" || raw.error.is_none());
-            if result.is_some() == raw.error.is_some() {
+            // A present `result` is an answer, `null` included. `"error":null` is never an
+            // error (it is how some encoders spell "no error"), and a `"result":null` beside a
+            // real error is that spelling the other way round.
+            let is_null = |v: &&RawValue| v.get() == "null";
+            let error = raw.error.filter(|e| !is_null(e));
+            let result = raw.result.filter(|r| !(is_null(r) && error.is_some()));
+            if result.is_some() == error.is_some() {
                 return Err(FrameError::invalid(
                     format!("response {request_id:?} needs exactly one of \"result\" and \"error\""),
                     None,
@@ -193,7 +209,7 @@ pub fn parse_client_frame(text: &str) -> Result<ClientFrame, FrameError> {
                 request_id,
                 is_final: raw.is_final.unwrap_or(true),
                 result: result.map(RawValue::to_owned),
-                error: raw.error.map(RawValue::to_owned),
+                error: error.map(RawValue::to_owned),
             })
         }
         other => Err(FrameError::invalid(
@@ -277,6 +293,36 @@ mod tests {
         assert!(error.is_none());
         let e = parse_client_frame(r#"{"type":"response","requestId":"f1"}"#).unwrap_err();
         assert_eq!(e.body.code, ErrorCode::InvalidRequest);
+    }
+
+    #[test]
+    fn a_null_result_is_a_result() {
+        let parts = |text: &str| match parse_client_frame(text).unwrap() {
+            ClientFrame::Response { result, error, .. } => (
+                result.map(|r| r.get().to_owned()),
+                error.map(|e| e.get().to_owned()),
+            ),
+            other => panic!("not a response: {other:?}"),
+        };
+        let null = Some("null".to_owned());
+        assert_eq!(
+            parts(r#"{"type":"response","requestId":"a","final":true,"result":null}"#),
+            (null.clone(), None)
+        );
+        assert_eq!(
+            parts(r#"{"type":"response","requestId":"a","result":null,"error":null}"#),
+            (null, None)
+        );
+        let (r, e) = parts(r#"{"type":"response","requestId":"a","result":null,"error":{"code":"X"}}"#);
+        assert!(r.is_none() && e.is_some());
+        let (r, e) = parts(r#"{"type":"response","requestId":"a","result":1,"error":null}"#);
+        assert_eq!((r.as_deref(), e), (Some("1"), None));
+        for both in [
+            r#"{"type":"response","requestId":"a","result":1,"error":{"code":"X"}}"#,
+            r#"{"type":"response","requestId":"a","error":null}"#,
+        ] {
+            assert!(parse_client_frame(both).is_err(), "{both}");
+        }
     }
 
     #[test]
