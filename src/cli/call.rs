@@ -2,12 +2,12 @@
 //! (`final:false`) are printed as JSON lines as they arrive, the final result as pretty JSON;
 //! an error answer goes to stderr with its code, and the exit code is 1.
 
-use std::io::Write;
 use std::time::Duration;
 
 use serde_json::Value;
 
 use super::args::CallArgs;
+use super::out;
 use super::target::{Target, url_of};
 use crate::client::{ClientError, ClientOptions, GatewayClient};
 use crate::error::Error;
@@ -32,23 +32,22 @@ pub fn run(args: CallArgs) -> Result<u8, Error> {
     opts.client_name = "emonkd-call".into();
     let client = GatewayClient::connect(opts).map_err(client_error)?;
     let timeout = Duration::from_millis(args.timeout_ms.unwrap_or(DEFAULT_TIMEOUT_MS));
-    let mut stdout = std::io::stdout();
+    // A chunk that cannot be printed does not cut the call short: the gateway and the agent
+    // finish it, and the first write error is reported at the end.
+    let mut write_failed = None;
     let mut print_chunk = |chunk: &Value| {
-        let _ = writeln!(stdout, "{chunk}");
-        let _ = stdout.flush();
+        if write_failed.is_none() {
+            write_failed = out::line(chunk).err();
+        }
     };
     let result = client.call_streaming(&args.method, params, timeout, &mut print_chunk);
     client.close();
-    match result {
-        Ok(value) => {
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&value).expect("JSON value serializes")
-            );
-            Ok(exit::OK)
-        }
-        Err(e) => Err(client_error(e)),
+    let value = result.map_err(client_error)?;
+    if let Some(e) = write_failed {
+        return Err(e);
     }
+    out::line(serde_json::to_string_pretty(&value).expect("JSON value serializes"))?;
+    Ok(exit::OK)
 }
 
 /// Client options for a command that talks to the gateway: the URL from `--url` or the lock

@@ -2,6 +2,7 @@
 //! secret files, validation) and print the effective config with secrets masked.
 
 use super::args::CheckConfigArgs;
+use super::out;
 use crate::config::{self, Overrides};
 use crate::error::Error;
 use crate::{exit, paths};
@@ -15,8 +16,8 @@ pub fn run(args: CheckConfigArgs) -> Result<u8, Error> {
     } else {
         " (not found: all defaults)"
     };
-    eprintln!("config OK: {}{source}", location.path.display());
+    out::eprint(&format!("config OK: {}{source}\n", location.path.display()));
     let text = serde_json::to_string_pretty(&config::masked_json(&config)).expect("JSON value serializes");
-    println!("{text}");
+    out::line(text)?;
     Ok(exit::OK)
 }

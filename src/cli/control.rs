@@ -7,6 +7,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use super::args::{RestartArgs, StopArgs};
+use super::out::outln;
 use super::target::{Target, url_of};
 use crate::error::Error;
 use crate::lock::{self, LockPayload, Owner};
@@ -57,7 +58,7 @@ pub fn stop(args: StopArgs) -> Result<u8, Error> {
     })?;
     match stopped {
         Some(()) => {
-            println!("stopped gateway (pid {})", payload.pid);
+            outln!("stopped gateway (pid {})", payload.pid)?;
             Ok(exit::OK)
         }
         None => Err(Error::failure(format!(
@@ -96,7 +97,7 @@ pub fn restart(args: RestartArgs) -> Result<u8, Error> {
     })?;
     match after {
         Some(p) => {
-            println!("restarted gateway (pid {}) on {}", p.pid, url_of(&p));
+            outln!("restarted gateway (pid {}) on {}", p.pid, url_of(&p))?;
             Ok(exit::OK)
         }
         None => Err(Error::failure(format!(

@@ -5,6 +5,7 @@ mod args;
 mod call;
 mod check_config;
 mod control;
+mod out;
 mod service;
 mod status;
 mod target;
@@ -24,7 +25,7 @@ pub fn main() -> ExitCode {
         Ok(cli) => match execute(cli) {
             Ok(code) => code,
             Err(e) => {
-                eprintln!("emonkd: {e}");
+                out::eprint(&format!("emonkd: {e}\n"));
                 e.exit_code()
             }
         },
@@ -47,11 +48,18 @@ fn parse(argv: &[String]) -> Result<Cli, u8> {
     }
     Cli::from_args(&[name], &args).map_err(|early| {
         if early.status.is_ok() {
-            print!("{}", early.output);
-            exit::OK
+            match out::print(&early.output) {
+                Ok(()) => exit::OK,
+                Err(e) => {
+                    out::eprint(&format!("emonkd: {e}\n"));
+                    e.exit_code()
+                }
+            }
         } else {
-            eprint!("{}", early.output);
-            eprintln!("Run `emonkd help` for usage.");
+            out::eprint(&format!(
+                "{}\nRun `emonkd help` for usage.\n",
+                early.output.trim_end()
+            ));
             exit::USAGE
         }
     })
@@ -59,7 +67,7 @@ fn parse(argv: &[String]) -> Result<Cli, u8> {
 
 fn execute(cli: Cli) -> Result<u8, Error> {
     if cli.version {
-        println!("emonkd {}", crate::VERSION);
+        out::outln!("emonkd {}", crate::VERSION)?;
         return Ok(exit::OK);
     }
     let Some(command) = cli.command else {
@@ -67,7 +75,7 @@ fn execute(cli: Cli) -> Result<u8, Error> {
             .err()
             .map(|e| e.output)
             .unwrap_or_default();
-        eprint!("{help}");
+        out::eprint(&help);
         return Err(Error::Usage("no command given; try `emonkd run`".into()));
     };
     match command {

@@ -46,7 +46,7 @@ pub fn run(args: ServiceArgs) -> Result<u8, Error> {
     let exe = std::env::current_exe()
         .map_err(|e| Error::failure(format!("cannot find the path of this emonkd binary: {e}")))?;
     let mut runner = SystemRunner;
-    let mut stdout = std::io::stdout();
+    let mut stdout = super::out::Stdout;
     let mut host = Host {
         env: &env,
         exe,

@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 
 use super::args::StatusArgs;
 use super::call::connect_options;
+use super::out::outln;
 use super::target::{Target, url_of};
 use crate::client::GatewayClient;
 use crate::error::Error;
@@ -24,18 +25,18 @@ pub fn run(args: StatusArgs) -> Result<u8, Error> {
             // The lock is held, so a gateway runs; it has not published its address yet.
             if args.json {
                 let out = json!({"running": true, "starting": true, "configPath": target.location.path});
-                println!("{}", serde_json::to_string_pretty(&out).expect("serializes"));
+                outln!("{}", serde_json::to_string_pretty(&out).expect("serializes"))?;
             } else {
-                println!("emonkd is starting (lock held, address not yet published)");
+                outln!("emonkd is starting (lock held, address not yet published)")?;
             }
             return Ok(exit::OK);
         }
         Owner::NotRunning => {
             if args.json {
                 let out = json!({"running": false, "configPath": target.location.path});
-                println!("{}", serde_json::to_string_pretty(&out).expect("serializes"));
+                outln!("{}", serde_json::to_string_pretty(&out).expect("serializes"))?;
             } else {
-                println!("{}", target.not_running());
+                outln!("{}", target.not_running())?;
             }
             return Ok(exit::NOT_RUNNING);
         }
@@ -57,29 +58,29 @@ pub fn run(args: StatusArgs) -> Result<u8, Error> {
             "probe": status,
             "probeError": error,
         });
-        println!("{}", serde_json::to_string_pretty(&out).expect("serializes"));
+        outln!("{}", serde_json::to_string_pretty(&out).expect("serializes"))?;
         return Ok(exit::OK);
     }
-    println!("emonkd is running: pid {}, {url}", payload.pid);
-    println!("  config:  {}", payload.config_path);
-    println!("  started: {}", payload.created_at);
+    outln!("emonkd is running: pid {}, {url}", payload.pid)?;
+    outln!("  config:  {}", payload.config_path)?;
+    outln!("  started: {}", payload.created_at)?;
     match probe {
         Ok(s) => {
             let clients = &s["clients"];
-            println!(
+            outln!(
                 "  version: {}, uptime {}s, clients {} ({} agent, {} operator)",
                 s["version"].as_str().unwrap_or("?"),
                 s["uptimeMs"].as_u64().unwrap_or(0) / 1000,
                 clients["total"],
                 clients["agents"],
                 clients["operators"]
-            );
+            )?;
             let channels = s["channels"].as_array().cloned().unwrap_or_default();
             if channels.is_empty() {
-                println!("  channels: none enabled");
+                outln!("  channels: none enabled")?;
             }
             for c in channels {
-                println!(
+                outln!(
                     "  channel {}: {}{}",
                     c["channel"].as_str().unwrap_or("?"),
                     c["state"].as_str().unwrap_or("?"),
@@ -87,10 +88,10 @@ pub fn run(args: StatusArgs) -> Result<u8, Error> {
                         .as_str()
                         .map(|e| format!(" (last error: {e})"))
                         .unwrap_or_default()
-                );
+                )?;
             }
         }
-        Err(e) => println!("  probe failed: {e}"),
+        Err(e) => outln!("  probe failed: {e}")?,
     }
     Ok(exit::OK)
 }

@@ -194,7 +194,7 @@ fn random_token() -> io::Result<String> {
 }
 
 fn out_err(e: io::Error) -> ServiceError {
-    ServiceError::Failed(format!("cannot write the output: {e}"))
+    ServiceError::Failed(format!("could not write output: {e}"))
 }
 
 /// The plan's files install writes: user data that already exists is never touched.
