@@ -94,6 +94,11 @@ pub struct LockPayload {
     pub host: String,
     /// The port actually bound (never 0, even when `--port 0` was asked for).
     pub port: u16,
+    /// Set when this instance came from an authorized restart that could not use the new
+    /// config (invalid, or its address could not be bound) and kept the running one: the
+    /// reason, for `emonkd restart` to report. An extension of the contract's payload.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restart_error: Option<String>,
 }
 
 impl LockPayload {
@@ -107,6 +112,7 @@ impl LockPayload {
             config_path: config_identity(config_path).to_string_lossy().into_owned(),
             host: host.to_owned(),
             port,
+            restart_error: None,
         }
     }
 
@@ -148,7 +154,7 @@ impl fmt::Display for LockError {
                     Some(pid) => write!(f, "pid {pid}")?,
                     None => write!(f, "pid unknown")?,
                 }
-                write!(f, "); lock timeout after {}ms", waited.as_millis())
+                write!(f, "); lock timeout after {}ms; {WHAT_TO_DO}", waited.as_millis())
             }
             LockError::Io { path, source } => write!(
                 f,
@@ -167,6 +173,28 @@ impl std::error::Error for LockError {
             LockError::Io { source, .. } => Some(source),
         }
     }
+}
+
+/// What a user can do when another gateway holds the lock for the same config.
+const WHAT_TO_DO: &str = "stop that gateway with `emonkd stop` (same --config), give this one \
+     another --config, or set EMONK_ALLOW_MULTI_GATEWAY=1 to run without the single-instance lock";
+
+/// Said once, as soon as the lock turns out to be held: the wait is not silent.
+fn log_contended(file: &File, path: &Path, wait: Duration) {
+    let owner = match read_payload(file).filter(LockPayload::plausibly_alive) {
+        Some(p) => format!(
+            "another gateway (pid {}) holds the lock for config {}",
+            p.pid, p.config_path
+        ),
+        None => format!(
+            "another gateway (pid unknown, perhaps still starting) holds the lock {}",
+            path.display()
+        ),
+    };
+    log::warn!(
+        "{owner}; waiting up to {} s for it to exit. To run this one instead, {WHAT_TO_DO}",
+        wait.as_secs_f32()
+    );
 }
 
 /// The held gateway lock. Dropping it empties the payload and releases the lock.
@@ -197,6 +225,7 @@ impl GatewayLock {
                 .map_err(io_err)?;
         }
         let deadline = Instant::now() + wait;
+        let mut told = false;
         loop {
             // A fresh open on every attempt: if the file was replaced since the last
             // one, the old descriptor would lock an inode nobody else sees.
@@ -212,7 +241,12 @@ impl GatewayLock {
                         path: path.to_owned(),
                     });
                 }
-                Ok(_) => {}
+                Ok(true) => {}
+                Ok(false) if !told && !wait.is_zero() => {
+                    told = true;
+                    log_contended(&file, path, wait);
+                }
+                Ok(false) => {}
                 Err(e) => return Err(io_err(e)),
             }
             let now = Instant::now();

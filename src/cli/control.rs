@@ -96,6 +96,13 @@ pub fn restart(args: RestartArgs) -> Result<u8, Error> {
         _ => Ok(None),
     })?;
     match after {
+        Some(LockPayload {
+            restart_error: Some(reason),
+            pid,
+            ..
+        }) => Err(Error::Config(format!(
+            "the restart could not use the new config: {reason}; gateway (pid {pid}) restarted on the config it was running. Fix the config (`emonkd check-config` checks it), then run `emonkd restart` again"
+        ))),
         Some(p) => {
             outln!("restarted gateway (pid {}) on {}", p.pid, url_of(&p))?;
             Ok(exit::OK)

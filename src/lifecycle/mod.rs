@@ -61,6 +61,9 @@ enum Step {
         why: &'static str,
         config: Option<Box<Config>>,
         listener: Option<Listener>,
+        /// Why the new config was not used (the running one is kept), published in the
+        /// lock payload for `emonkd restart`.
+        failure: Option<String>,
     },
 }
 
@@ -158,7 +161,7 @@ impl Daemon {
         })?;
         let spool = Arc::new(Mutex::new(spool));
         let mut listener = Listener::bind(&config.gateway)?;
-        self.announce(&mut lock, &listener, &config)?;
+        self.announce(&mut lock, &listener, &config, None)?;
         let restart_hook = instance::self_restart_hook(lock_path.clone());
         loop {
             let bind_info = listener.info(config.gateway.bind);
@@ -197,6 +200,7 @@ impl Daemon {
                     why,
                     config: next_config,
                     listener: next_listener,
+                    failure,
                 } => {
                     log::info!("{why}: restarting in-process (pid {})", std::process::id());
                     if self.stop_instance(instance, Some(RESTART_EXPECTED_MS)) {
@@ -210,7 +214,7 @@ impl Daemon {
                     if let Some(l) = next_listener {
                         listener = l;
                     }
-                    self.announce(&mut lock, &listener, &config)?;
+                    self.announce(&mut lock, &listener, &config, failure)?;
                 }
             }
         }
@@ -230,14 +234,15 @@ impl Daemon {
                     // reload changes nothing.
                     self.notifier.reloading("reloading the config (SIGHUP)");
                     match self.prepare_restart(listener) {
-                        (Some(config), listener) => {
+                        Ok((config, listener)) => {
                             return Step::Restart {
                                 why: "SIGHUP (reload)",
                                 config: Some(Box::new(config)),
                                 listener,
+                                failure: None,
                             };
                         }
-                        (None, _) => {
+                        Err(_) => {
                             log::info!("SIGHUP: nothing reloaded; the gateway keeps running unchanged");
                             self.notifier.ready(&format!(
                                 "listening on {} (the last reload failed; see the log)",
@@ -248,30 +253,43 @@ impl Daemon {
                 }
                 Action::Restart(why) => {
                     self.notifier.reloading("restarting in-process");
-                    let (config, listener) = self.prepare_restart(listener);
-                    return Step::Restart {
-                        why,
-                        config: config.map(Box::new),
-                        listener,
+                    return match self.prepare_restart(listener) {
+                        Ok((config, listener)) => Step::Restart {
+                            why,
+                            config: Some(Box::new(config)),
+                            listener,
+                            failure: None,
+                        },
+                        Err(reason) => Step::Restart {
+                            why,
+                            config: None,
+                            listener: None,
+                            failure: Some(reason),
+                        },
                     };
                 }
             }
         }
     }
 
-    /// Publish the lock payload and log the line scripts and tests wait for.
+    /// Publish the lock payload (with why a restart kept the running config, if it did) and
+    /// log the line scripts and tests wait for.
     fn announce(
         &self,
         lock: &mut Option<GatewayLock>,
         listener: &Listener,
         config: &Config,
+        restart_error: Option<String>,
     ) -> Result<(), Error> {
         if let Some(lock) = lock.as_mut() {
-            let payload = LockPayload::for_this_process(
-                &self.location.path,
-                &listener.host().to_string(),
-                listener.port(),
-            );
+            let payload = LockPayload {
+                restart_error,
+                ..LockPayload::for_this_process(
+                    &self.location.path,
+                    &listener.host().to_string(),
+                    listener.port(),
+                )
+            };
             lock.publish(&payload).map_err(|e| {
                 Error::failure(format!(
                     "cannot write the lock payload {}: {e}",
@@ -289,23 +307,24 @@ impl Daemon {
     }
 
     /// Re-read the config and, if the address changed, bind the new one, before the running
-    /// instance is stopped: a bad config or a busy port keeps the current ones.
-    fn prepare_restart(&self, listener: &Listener) -> (Option<Config>, Option<Listener>) {
+    /// instance is stopped: a bad config or a busy port keeps the current ones. The error
+    /// (already logged) says why.
+    fn prepare_restart(&self, listener: &Listener) -> Result<(Config, Option<Listener>), String> {
         let next = match config::load(&self.location, &self.overrides, &paths::process_env) {
             Ok(c) => c,
             Err(e) => {
                 log::error!("reload failed, keeping the running config: {e}");
-                return (None, None);
+                return Err(e.to_string());
             }
         };
         if listener.serves(&next.gateway) {
-            return (Some(next), None);
+            return Ok((next, None));
         }
         match Listener::bind(&next.gateway) {
-            Ok(l) => (Some(next), Some(l)),
+            Ok(l) => Ok((next, Some(l))),
             Err(e) => {
                 log::error!("reload: {e}; keeping the running config on {}", listener.url());
-                (None, None)
+                Err(e.to_string())
             }
         }
     }

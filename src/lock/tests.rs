@@ -78,12 +78,15 @@ fn second_acquire_times_out_with_owner_pid() {
         }
         other => panic!("unexpected {other:?}"),
     }
-    assert_eq!(
-        err.to_string(),
-        format!(
-            "gateway already running (pid {}); lock timeout after 300ms",
-            std::process::id()
-        )
+    let text = err.to_string();
+    let expected = format!(
+        "gateway already running (pid {}); lock timeout after 300ms; ",
+        std::process::id()
+    );
+    assert!(text.starts_with(&expected), "{text}");
+    assert!(
+        text.contains("emonkd stop") && text.contains(MULTI_GATEWAY_ENV),
+        "says what to do: {text}"
     );
 
     drop(first);
@@ -98,9 +101,10 @@ fn already_running_without_payload_says_pid_unknown() {
     let path = state.path().join("locks/gateway.00000002.lock");
     let _held = GatewayLock::acquire(&path, Duration::ZERO).unwrap();
     let err = GatewayLock::acquire(&path, Duration::ZERO).unwrap_err();
-    assert_eq!(
-        err.to_string(),
-        "gateway already running (pid unknown); lock timeout after 0ms"
+    assert!(
+        err.to_string()
+            .starts_with("gateway already running (pid unknown); lock timeout after 0ms; "),
+        "{err}"
     );
 }
 
