@@ -219,7 +219,107 @@ fn dry_run_prints_the_unit_with_this_binary_and_config_and_changes_nothing() {
     );
     assert!(out.contains("$ systemctl --user daemon-reload"), "{out}");
     assert!(sb.files().is_empty(), "{:?}", sb.files());
-    assert_eq!(sb.commands(), "");
+    // The only commands a dry run runs are the checks' read-only questions (here: is the
+    // user bus reachable), once per user-unit install dry run above.
+    assert_eq!(
+        sb.commands(),
+        "systemctl --user show-environment\nsystemctl --user show-environment\n"
+    );
+}
+
+/// A dry run makes the checks the real install makes, reports every refusal and exits 1.
+#[test]
+fn dry_run_reports_what_the_real_install_would_refuse() {
+    let _w = Watchdog::new("service dry run checks", Duration::from_secs(30));
+    let sb = Sandbox::new();
+    // No user bus.
+    let out = sb.run(&["service", "install", "--dry-run"], &[]);
+    assert_eq!(code_of(&out), 1, "{}", stdout_of(&out));
+    assert!(stdout_of(&out).starts_with("dry run:"), "the plan is still shown");
+    let err = stderr_of(&out);
+    assert!(
+        err.contains("the real install would refuse") && err.contains("loginctl enable-linger"),
+        "{err}"
+    );
+    // A bus systemctl cannot reach.
+    sb.fake(
+        "systemctl",
+        "echo 'Failed to connect to bus: No medium found' >&2; exit 1",
+    );
+    let out = sb.run(&["service", "install", "--dry-run"], &[BUS]);
+    assert_eq!(code_of(&out), 1);
+    assert!(
+        stderr_of(&out).contains("Failed to connect to bus"),
+        "{}",
+        stderr_of(&out)
+    );
+    // A missing runit SVDIR.
+    let out = sb.run(
+        &["service", "install", "--runit", "/var/service", "--dry-run"],
+        &[],
+    );
+    assert_eq!(code_of(&out), 1);
+    assert!(
+        stderr_of(&out).contains("no such directory"),
+        "{}",
+        stderr_of(&out)
+    );
+    assert!(sb.files().is_empty(), "{:?}", sb.files());
+}
+
+/// The test binary lives in cargo's target directory: install says what that means, in a
+/// dry run and for real, and goes on.
+#[test]
+fn a_binary_in_a_build_tree_is_warned_about() {
+    let _w = Watchdog::new("service build tree", Duration::from_secs(30));
+    let sb = Sandbox::new();
+    for args in [&["service", "install", "--dry-run"][..], &["service", "install"]] {
+        let out = sb.run(args, &[BUS]);
+        assert_eq!(code_of(&out), 0, "{args:?}: {}", stderr_of(&out));
+        let text = stdout_of(&out);
+        assert!(
+            text.contains("warning: ")
+                && text.contains("cargo build tree")
+                && text.contains("cargo install --path ."),
+            "{args:?}: {text}"
+        );
+    }
+}
+
+/// Both systemd units have PrivateTmp=yes: a binary under /tmp would not start.
+#[test]
+fn a_binary_under_tmp_is_refused_in_a_dry_run_and_for_real() {
+    let _w = Watchdog::new("service binary in tmp", Duration::from_secs(60));
+    let sb = Sandbox::new();
+    let tmp = tempfile::Builder::new().tempdir_in("/tmp").unwrap();
+    let exe = tmp.path().join("emonkd");
+    if fs::hard_link(env!("CARGO_BIN_EXE_emonkd"), &exe).is_err() {
+        fs::copy(env!("CARGO_BIN_EXE_emonkd"), &exe).unwrap();
+    }
+    for args in [
+        &["service", "install", "--dry-run"][..],
+        &["service", "install"],
+        &["service", "install", "--system", "--dry-run"],
+        &["service", "install", "--system"],
+    ] {
+        let mut cmd = std::process::Command::new(&exe);
+        cmd.args(args)
+            .env_clear()
+            .env("PATH", format!("{}:/usr/bin:/bin", sb.bin.display()))
+            .env("HOME", sb.home.path())
+            .env("EMONK_CONFIG", sb.home.config_path())
+            .env("EMONK_STATE_DIR", sb.home.state_dir())
+            .env("EMONK_SERVICE_ROOT", &sb.root)
+            .env(BUS.0, BUS.1);
+        let out = support::run_to_end(cmd, LIMIT);
+        let err = stderr_of(&out);
+        assert_eq!(code_of(&out), 1, "{args:?}: {err}");
+        assert!(
+            err.contains("PrivateTmp") && err.contains(&exe.display().to_string()),
+            "{args:?}: {err}"
+        );
+        assert!(sb.files().is_empty(), "{args:?}: {:?}", sb.files());
+    }
 }
 
 #[test]

@@ -47,12 +47,17 @@ pub fn run(args: ServiceArgs) -> Result<u8, Error> {
         .map_err(|e| Error::failure(format!("cannot find the path of this emonkd binary: {e}")))?;
     let mut runner = SystemRunner;
     let mut stdout = super::out::Stdout;
+    let root = Root::new(env(ROOT_ENV).map(PathBuf::from));
+    // Under a staging root (a package build) the service user belongs to the target
+    // system, not to this one.
+    let staging = root.is_set();
+    let user_exists = |name: &str| staging || user_exists(name);
     let mut host = Host {
         env: &env,
         exe,
         // SAFETY: geteuid has no preconditions.
         euid: unsafe { libc::geteuid() },
-        root: Root::new(env(ROOT_ENV).map(PathBuf::from)),
+        root,
         runner: &mut runner,
         out: &mut stdout,
         user_exists: &user_exists,

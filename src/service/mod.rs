@@ -2,9 +2,10 @@
 //! default, a system unit with `--system`) or runit (`--runit SVDIR`).
 //!
 //! Every command first builds a [`Plan`]: the files to write (text from [`units`], the same
-//! text as `contrib/`), links, and commands. `--dry-run` prints it. Otherwise the checks
-//! that can fail for reasons outside our control (no user bus, no root, a missing user or
-//! SVDIR) run before anything is written, and the writes go through a
+//! text as `contrib/`), links, and commands. Then the checks that can fail for reasons
+//! outside our control ([`checks`]: no user bus, no root, a missing user or SVDIR, a binary
+//! the unit cannot see) run, for `--dry-run` too, which prints the plan and reports them.
+//! A real install writes nothing when one fails; otherwise the writes go through a
 //! [`fsops::Transaction`] that is rolled back if a later command fails, so a failed install
 //! leaves nothing behind. Install also writes an install record ([`manifest`]): each file,
 //! link and directory it created, with a hash of each file's content. Uninstall removes
@@ -13,6 +14,7 @@
 //! runner is injected ([`runner::Runner`]) and every absolute path can be prefixed
 //! (`$EMONK_SERVICE_ROOT`), so tests never touch the system.
 
+pub mod checks;
 pub mod error;
 pub mod fsops;
 pub mod manifest;
@@ -123,11 +125,6 @@ impl Plan {
     pub fn link(&mut self, link: PathBuf, target: PathBuf) {
         self.links.push((link, target));
     }
-}
-
-/// Paths under /home or /root are hidden from the system unit by `ProtectHome=yes`.
-fn under_home(p: &Path) -> bool {
-    p.starts_with("/home") || p.starts_with("/root") || p.starts_with("/run/user")
 }
 
 fn as_root(host: &Host, kind: &Kind) -> bool {
@@ -250,78 +247,30 @@ fn load_record(host: &Host, record: &Path) -> Result<Option<Manifest>, ServiceEr
         .map_err(|e| ServiceError::Refused(format!("{e}. Nothing was changed.")))
 }
 
-/// Checks before anything is written: they fail for reasons the user has to fix.
-fn preflight(host: &mut Host, req: &Request, params: &Params) -> Result<(), ServiceError> {
-    match &req.kind {
-        Kind::User => systemd::check_user_bus(host.env, host.runner),
-        Kind::System => {
-            if host.euid != 0 && !host.root.is_set() {
-                return Err(ServiceError::Refused(
-                    "a system service needs root: run `sudo emonkd service install --system` (or install a user unit without --system). Nothing was written.".into(),
-                ));
-            }
-            Ok(())
-        }
-        Kind::Runit(svdir) => {
-            let real = host.root.at(svdir);
-            if !real.is_dir() {
-                return Err(ServiceError::Refused(format!(
-                    "--runit {}: no such directory; pass the directory runsvdir watches (often /var/service, /etc/service or /etc/runit/runsvdir/default). Nothing was written.",
-                    svdir.display()
-                )));
-            }
-            let link = host.root.at(&runit::link_path(svdir));
-            if link.symlink_metadata().is_ok() && !link.read_link().is_ok_and(|t| t.ends_with("sv/emonkd")) {
-                return Err(ServiceError::Refused(format!(
-                    "{} already exists and is not an emonkd service link; remove it first. Nothing was written.",
-                    link.display()
-                )));
-            }
-            if let Some(user) = &params.user {
-                if !(host.user_exists)(user) && !host.root.is_set() {
-                    return Err(ServiceError::Refused(format!(
-                        "the runit service runs as the user {user}, which does not exist; create it with `systemd-sysusers contrib/sysusers.d/emonkd.conf` or `useradd --system --home-dir {} --shell /usr/sbin/nologin {user}`. Nothing was written.",
-                        units::SYSTEM_STATE
-                    )));
-                }
-            }
-            Ok(())
-        }
-    }
-}
-
-/// The system unit cannot start a binary or read a config under a home directory.
-fn check_system_paths(req: &Request, params: &Params) -> Result<(), ServiceError> {
-    if req.kind != Kind::System {
-        return Ok(());
-    }
-    if under_home(&params.exe) {
-        return Err(ServiceError::Refused(format!(
-            "{} is under a home directory, which the system unit hides (ProtectHome=yes); install the binary first, e.g. `sudo install -m 0755 {} /usr/local/bin/emonkd`, then run `sudo /usr/local/bin/emonkd service install --system`. Nothing was written.",
-            params.exe.display(),
-            params.exe.display()
-        )));
-    }
-    if under_home(&params.config) {
-        return Err(ServiceError::Refused(format!(
-            "the config {} is under a home directory, which the system unit hides (ProtectHome=yes); use /etc/emonk/emonk.json (the default for --system). Nothing was written.",
-            params.config.display()
-        )));
-    }
-    Ok(())
-}
-
 /// `service install`.
 pub fn install(host: &mut Host, req: &Request) -> Result<(), ServiceError> {
     let params = params(host, req)?;
-    check_system_paths(req, &params)?;
     let plan = plan(host, req, &params)?;
     let record = manifest::path(&req.kind, host.env, host.euid)?;
     let files = files_to_write(host, &plan);
+    let findings = checks::run(host, req, &params);
     if req.dry_run {
-        return print_plan(host, &plan, &files, &record).map_err(out_err);
+        print_plan(host, &plan, &files, &record).map_err(out_err)?;
+        print_warnings(host, &findings).map_err(out_err)?;
+        if findings.refusals.is_empty() {
+            return Ok(());
+        }
+        return Err(ServiceError::Refused(format!(
+            "the real install would refuse:\n{}",
+            bullets(&findings.refusals)
+        )));
     }
-    preflight(host, req, &params)?;
+    if !findings.refusals.is_empty() {
+        return Err(ServiceError::Refused(format!(
+            "{}\nNothing was written.",
+            bullets(&findings.refusals)
+        )));
+    }
     // A reinstall keeps what an earlier install created (and still exists) on the record.
     let mut previous = load_record(host, &record)?.unwrap_or_default();
     previous.retain_existing(&host.root);
@@ -400,9 +349,6 @@ pub fn install(host: &mut Host, req: &Request) -> Result<(), ServiceError> {
             } else {
                 format!("could not undo: {}", left.join("; "))
             };
-            // The advice text ends with "Nothing was written."; here files were written
-            // and removed again, so say that instead.
-            let msg = msg.trim_end_matches("Nothing was written.").trim_end().to_owned();
             return Err(ServiceError::Failed(format!("install failed: {msg}\n{cleanup}")));
         }
     }
@@ -421,7 +367,27 @@ pub fn install(host: &mut Host, req: &Request) -> Result<(), ServiceError> {
         }
         writeln!(out, "check it with: emonkd service status{}", flags(req))
     })()
-    .map_err(out_err)
+    .map_err(out_err)?;
+    print_warnings(host, &findings).map_err(out_err)
+}
+
+/// Each finding on its own line; one alone as it is.
+fn bullets(items: &[String]) -> String {
+    match items {
+        [one] => one.clone(),
+        _ => items
+            .iter()
+            .map(|i| format!("  - {i}"))
+            .collect::<Vec<_>>()
+            .join("\n"),
+    }
+}
+
+fn print_warnings(host: &mut Host, findings: &checks::Findings) -> io::Result<()> {
+    for w in &findings.warnings {
+        writeln!(host.out, "warning: {w}")?;
+    }
+    Ok(())
 }
 
 fn flags(req: &Request) -> String {
@@ -616,7 +582,8 @@ pub fn uninstall(host: &mut Host, req: &Request) -> Result<(), ServiceError> {
         .map_err(out_err);
     }
     if req.kind == Kind::User {
-        systemd::check_user_bus(host.env, host.runner)?;
+        systemd::check_user_bus(host.env, host.runner)
+            .map_err(|e| ServiceError::Refused(format!("{e}\nNothing was changed.")))?;
     }
     let mut report = Vec::new();
     for c in &before {

@@ -86,8 +86,7 @@ pub fn bus_advice(detail: &str) -> String {
          logout without lingering. To fix it, either:\n  \
          - log in directly as this user (ssh or console) and run `loginctl enable-linger $USER` \
          once (as root: `loginctl enable-linger USER`), so your services run without a session; then retry, or\n  \
-         - install a system service instead: `sudo emonkd service install --system`.\n\
-         Nothing was written."
+         - install a system service instead: `sudo emonkd service install --system`."
     )
 }
 
@@ -107,7 +106,7 @@ pub fn check_user_bus(env: Env, runner: &mut dyn Runner) -> Result<(), ServiceEr
             first_line(&o.stderr)
         )))),
         Err(e) => Err(ServiceError::Refused(format!(
-            "{e}; is systemd installed? For runit use --runit SVDIR. Nothing was written."
+            "{e}; is systemd installed? For runit use --runit SVDIR"
         ))),
     }
 }

@@ -560,3 +560,84 @@ fn status_shows_the_supervisor_and_the_probe() {
         "{out}"
     );
 }
+
+#[test]
+fn a_dry_run_reports_a_missing_service_user_and_every_other_refusal() {
+    let mut w = World::new();
+    w.euid = 0;
+    let vars = w.vars.clone();
+    let env = move |k: &str| vars.get(k).cloned();
+    let mut out = Vec::new();
+    let mut host = Host {
+        env: &env,
+        exe: PathBuf::from("/usr/local/bin/emonkd"),
+        euid: 0,
+        root: Root::new(Some(w.root.path().to_owned())),
+        runner: &mut w.runner,
+        out: &mut out,
+        user_exists: &|_| false,
+    };
+    let mut r = req(Kind::Runit(PathBuf::from("/var/service")));
+    r.dry_run = true;
+    let e = install(&mut host, &r).unwrap_err().to_string();
+    assert!(e.contains("the real install would refuse"), "{e}");
+    assert!(e.contains("no such directory"), "the missing SVDIR: {e}");
+    assert!(e.contains("useradd --system"), "the missing user: {e}");
+    let printed = String::from_utf8_lossy(&out).into_owned();
+    assert!(printed.starts_with("dry run:"), "{printed}");
+    r.dry_run = false;
+    let mut host = Host {
+        env: &env,
+        exe: PathBuf::from("/usr/local/bin/emonkd"),
+        euid: 0,
+        root: Root::new(Some(w.root.path().to_owned())),
+        runner: &mut w.runner,
+        out: &mut Vec::new(),
+        user_exists: &|_| false,
+    };
+    let e = install(&mut host, &r).unwrap_err().to_string();
+    assert!(
+        e.contains("useradd --system") && e.contains("Nothing was written."),
+        "{e}"
+    );
+    assert!(w.files().is_empty(), "{:?}", w.files());
+}
+
+#[test]
+fn a_dry_run_of_a_system_unit_reports_a_binary_under_home_or_tmp() {
+    for exe in ["/root/.cargo/bin/emonkd", "/tmp/emonkd", "/var/tmp/x/emonkd"] {
+        let mut w = World::new();
+        let vars = w.vars.clone();
+        let env = move |k: &str| vars.get(k).cloned();
+        let mut host = Host {
+            env: &env,
+            exe: PathBuf::from(exe),
+            euid: 0,
+            root: Root::new(Some(w.root.path().to_owned())),
+            runner: &mut w.runner,
+            out: &mut Vec::new(),
+            user_exists: &|_| true,
+        };
+        let mut r = req(Kind::System);
+        r.dry_run = true;
+        let e = install(&mut host, &r).unwrap_err().to_string();
+        assert!(e.contains(exe) && e.contains("install -m 0755"), "{e}");
+        assert!(w.files().is_empty(), "{:?}", w.files());
+    }
+}
+
+#[test]
+fn a_build_tree_is_found_by_its_cargo_tag() {
+    let t = tempfile::tempdir().unwrap();
+    let target = t.path().join("proj/target");
+    fs::create_dir_all(target.join("x86_64-unknown-linux-gnu/release")).unwrap();
+    fs::write(
+        target.join("CACHEDIR.TAG"),
+        "Signature: 8a477f597d28d172789f06886806bc55\n# This file is a cache directory tag created by cargo.\n",
+    )
+    .unwrap();
+    let exe = target.join("x86_64-unknown-linux-gnu/release/emonkd");
+    assert_eq!(checks::build_tree(&exe), Some(target.clone()));
+    assert_eq!(checks::build_tree(&t.path().join("bin/emonkd")), None);
+    assert_eq!(checks::build_tree(Path::new("/usr/local/bin/emonkd")), None);
+}
