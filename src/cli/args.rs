@@ -34,7 +34,8 @@ pub enum Command {
 #[derive(FromArgs, Debug)]
 #[argh(subcommand, name = "run")]
 pub struct RunArgs {
-    /// config file (default: $EMONK_CONFIG, then $XDG_CONFIG_HOME/emonk/emonk.json)
+    /// config file (default: $EMONK_CONFIG, then $XDG_CONFIG_HOME/emonk/emonk.json, then
+    /// ~/.config/emonk/emonk.json; a missing default file means all defaults)
     #[argh(option)]
     pub config: Option<PathBuf>,
     /// port to listen on; 0 picks a free one (overrides EMONK_GATEWAY_PORT and gateway.port)
