@@ -14,17 +14,8 @@ use support::{Gateway, Home, Watchdog, Ws};
 
 const S10: Duration = Duration::from_secs(10);
 
-/// One config enabling all three connectors against their fakes.
 fn config(telegram: &FakeTelegram, discord: &FakeDiscord, slack: &FakeSlack) -> String {
-    let mut config = json!({"channels": {}});
-    for part in [
-        support::telegram::config(telegram, json!({})),
-        support::discord::config(discord, json!({})),
-        support::slack::config(slack, json!({})),
-    ] {
-        support::merge_json(&mut config, serde_json::from_str(&part).unwrap());
-    }
-    config.to_string()
+    support::all_connectors_config(telegram, discord, slack, json!({}))
 }
 
 /// The texts of the next `n` messages, sorted (the platforms race each other).
@@ -72,18 +63,7 @@ fn three_connectors_run_at_once_and_one_failing_leaves_the_others_working() {
         ["from discord", "from slack", "from telegram"]
     );
 
-    for (id, channel, to) in [
-        ("t", "telegram", "100"),
-        ("d", "discord", "555"),
-        ("s", "slack", "C1"),
-    ] {
-        let r = agent.request(
-            id,
-            "channels.send",
-            json!({"channel": channel, "to": to, "text": "reply"}),
-        );
-        assert_eq!(r["result"]["channel"], channel, "{r}");
-    }
+    support::send_on_all_three(&mut agent, "reply");
     assert_eq!(telegram.sent().len(), 1);
     assert!(discord.wait_sent(1, S10));
     assert_eq!(slack.sent().len(), 1);

@@ -18,12 +18,6 @@ fn hello(port: u16, token: &str) -> serde_json::Value {
         .expect("an answer to connect")
 }
 
-fn stop(gw: &mut Gateway) {
-    gw.signal(libc::SIGTERM);
-    let st = gw.wait_exit(Duration::from_secs(6)).expect("stops");
-    assert!(st.success(), "{st:?}; log:\n{}", gw.log.text());
-}
-
 #[test]
 fn restart_with_a_bad_config_reports_it_and_exits_78_keeping_the_old_config() {
     let _w = Watchdog::new("restart bad config", Duration::from_secs(40));
@@ -62,7 +56,7 @@ fn restart_with_a_bad_config_reports_it_and_exits_78_keeping_the_old_config() {
         stdout_of(&out)
     );
     assert_eq!(hello(gw.port, "two")["type"], "hello_ok");
-    stop(&mut gw);
+    gw.stop_ok();
 }
 
 #[test]
@@ -85,7 +79,7 @@ fn restart_to_an_address_that_cannot_be_bound_reports_it_and_exits_78() {
         "hello_ok",
         "still the old config, no auth"
     );
-    stop(&mut gw);
+    gw.stop_ok();
 }
 
 #[test]
@@ -118,5 +112,5 @@ fn a_second_gateway_says_at_once_who_holds_the_lock_and_what_to_do() {
         "the final error says what to do too: {last}"
     );
     assert!(first.alive());
-    stop(&mut first);
+    first.stop_ok();
 }

@@ -99,8 +99,7 @@ fn a_closed_stdout_is_a_normal_end() {
         );
     }
     // A command that finds no gateway keeps its own exit code (3) too.
-    gw.signal(libc::SIGTERM);
-    assert!(gw.wait_exit(Duration::from_secs(6)).expect("stops").success());
+    gw.stop_ok();
     let out = run_with_stdout(&home, &["status"], closed_pipe());
     assert_no_panic(&["status"], &out);
     assert_eq!(code_of(&out), 3, "{}", stderr_of(&out));
@@ -121,8 +120,7 @@ fn a_full_stdout_is_reported_and_exits_1() {
             "emonkd {args:?}: {err}"
         );
     }
-    gw.signal(libc::SIGTERM);
-    assert!(gw.wait_exit(Duration::from_secs(6)).expect("stops").success());
+    gw.stop_ok();
 }
 
 /// Stderr that cannot be written does not crash a command either.

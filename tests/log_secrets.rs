@@ -21,23 +21,14 @@ const GATEWAY_TOKEN: &str = "gw-trace-secret-0123456789";
 /// The crates whose own debug and trace records must never show, however `RUST_LOG` asks.
 const CAPPED: &[&str] = &["ureq", "ureq_proto", "rustls", "tungstenite"];
 
-fn config(telegram: &FakeTelegram, discord: &FakeDiscord, slack: &FakeSlack) -> String {
-    let mut config = json!({"gateway": {"auth": {"token": GATEWAY_TOKEN}}, "channels": {}});
-    for part in [
-        support::telegram::config(telegram, json!({})),
-        support::discord::config(discord, json!({})),
-        support::slack::config(slack, json!({})),
-    ] {
-        support::merge_json(&mut config, serde_json::from_str(&part).unwrap());
-    }
-    config.to_string()
-}
-
 fn assert_no_secrets(rust_log: &str) {
     let telegram = FakeTelegram::start(support::telegram::TOKEN);
     let discord = FakeDiscord::start(support::discord::TOKEN);
     let slack = FakeSlack::start();
-    let home = Home::new(&config(&telegram, &discord, &slack));
+    let patch = json!({"gateway": {"auth": {"token": GATEWAY_TOKEN}}});
+    let home = Home::new(&support::all_connectors_config(
+        &telegram, &discord, &slack, patch,
+    ));
     let mut gw = Gateway::start_with(&home, &["run", "--port", "0"], &[("RUST_LOG", rust_log)]);
     let mut agent = gw.client(Some(GATEWAY_TOKEN), "agent", "operator");
     assert!(telegram.wait_polling(1, S10), "telegram polls");
@@ -50,21 +41,8 @@ fn assert_no_secrets(rust_log: &str) {
     for _ in 0..3 {
         support::telegram::next_message(&mut agent, S10);
     }
-    for (id, channel, to) in [
-        ("t", "telegram", "100"),
-        ("d", "discord", "555"),
-        ("s", "slack", "C1"),
-    ] {
-        let r = agent.request(
-            id,
-            "channels.send",
-            json!({"channel": channel, "to": to, "text": "out"}),
-        );
-        assert_eq!(r["result"]["channel"], channel, "{r}");
-    }
-    gw.signal(libc::SIGTERM);
-    let status = gw.wait_exit(Duration::from_secs(6)).expect("stops");
-    assert!(status.success(), "{status:?}");
+    support::send_on_all_three(&mut agent, "out");
+    gw.stop_ok();
 
     let log = gw.log.text();
     for secret in [

@@ -12,6 +12,9 @@ struct World {
     runner: FakeRunner,
     out: Vec<u8>,
     euid: u32,
+    exe: PathBuf,
+    /// What the injected user lookup answers for every name.
+    users_exist: bool,
 }
 
 impl World {
@@ -26,20 +29,24 @@ impl World {
             runner: FakeRunner::default(),
             out: Vec::new(),
             euid: 1000,
+            exe: PathBuf::from("/usr/local/bin/emonkd"),
+            users_exist: true,
         }
     }
 
     fn with<T>(&mut self, f: impl FnOnce(&mut Host) -> T) -> T {
         let vars = self.vars.clone();
         let env = move |k: &str| vars.get(k).cloned();
+        let users_exist = self.users_exist;
+        let user_exists = move |_: &str| users_exist;
         let mut host = Host {
             env: &env,
-            exe: PathBuf::from("/usr/local/bin/emonkd"),
+            exe: self.exe.clone(),
             euid: self.euid,
             root: Root::new(Some(self.root.path().to_owned())),
             runner: &mut self.runner,
             out: &mut self.out,
-            user_exists: &|_| true,
+            user_exists: &user_exists,
         };
         f(&mut host)
     }
@@ -223,19 +230,11 @@ fn dry_run_prints_files_and_commands_and_touches_nothing() {
 fn system_install_refuses_a_binary_under_home() {
     let mut w = World::new();
     w.euid = 0;
-    let vars = w.vars.clone();
-    let env = move |k: &str| vars.get(k).cloned();
-    let mut out = Vec::new();
-    let mut host = Host {
-        env: &env,
-        exe: PathBuf::from("/root/.cargo/bin/emonkd"),
-        euid: 0,
-        root: Root::new(Some(w.root.path().to_owned())),
-        runner: &mut w.runner,
-        out: &mut out,
-        user_exists: &|_| true,
-    };
-    let e = install(&mut host, &req(Kind::System)).unwrap_err().to_string();
+    w.exe = PathBuf::from("/root/.cargo/bin/emonkd");
+    let e = w
+        .with(|h| install(h, &req(Kind::System)))
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("install -m 0755") && e.contains("ProtectHome"), "{e}");
     assert!(w.files().is_empty());
 }
@@ -565,37 +564,16 @@ fn status_shows_the_supervisor_and_the_probe() {
 fn a_dry_run_reports_a_missing_service_user_and_every_other_refusal() {
     let mut w = World::new();
     w.euid = 0;
-    let vars = w.vars.clone();
-    let env = move |k: &str| vars.get(k).cloned();
-    let mut out = Vec::new();
-    let mut host = Host {
-        env: &env,
-        exe: PathBuf::from("/usr/local/bin/emonkd"),
-        euid: 0,
-        root: Root::new(Some(w.root.path().to_owned())),
-        runner: &mut w.runner,
-        out: &mut out,
-        user_exists: &|_| false,
-    };
+    w.users_exist = false;
     let mut r = req(Kind::Runit(PathBuf::from("/var/service")));
     r.dry_run = true;
-    let e = install(&mut host, &r).unwrap_err().to_string();
+    let e = w.with(|h| install(h, &r)).unwrap_err().to_string();
     assert!(e.contains("the real install would refuse"), "{e}");
     assert!(e.contains("no such directory"), "the missing SVDIR: {e}");
     assert!(e.contains("useradd --system"), "the missing user: {e}");
-    let printed = String::from_utf8_lossy(&out).into_owned();
-    assert!(printed.starts_with("dry run:"), "{printed}");
+    assert!(w.output().starts_with("dry run:"), "{}", w.output());
     r.dry_run = false;
-    let mut host = Host {
-        env: &env,
-        exe: PathBuf::from("/usr/local/bin/emonkd"),
-        euid: 0,
-        root: Root::new(Some(w.root.path().to_owned())),
-        runner: &mut w.runner,
-        out: &mut Vec::new(),
-        user_exists: &|_| false,
-    };
-    let e = install(&mut host, &r).unwrap_err().to_string();
+    let e = w.with(|h| install(h, &r)).unwrap_err().to_string();
     assert!(
         e.contains("useradd --system") && e.contains("Nothing was written."),
         "{e}"
@@ -607,20 +585,11 @@ fn a_dry_run_reports_a_missing_service_user_and_every_other_refusal() {
 fn a_dry_run_of_a_system_unit_reports_a_binary_under_home_or_tmp() {
     for exe in ["/root/.cargo/bin/emonkd", "/tmp/emonkd", "/var/tmp/x/emonkd"] {
         let mut w = World::new();
-        let vars = w.vars.clone();
-        let env = move |k: &str| vars.get(k).cloned();
-        let mut host = Host {
-            env: &env,
-            exe: PathBuf::from(exe),
-            euid: 0,
-            root: Root::new(Some(w.root.path().to_owned())),
-            runner: &mut w.runner,
-            out: &mut Vec::new(),
-            user_exists: &|_| true,
-        };
+        w.euid = 0;
+        w.exe = PathBuf::from(exe);
         let mut r = req(Kind::System);
         r.dry_run = true;
-        let e = install(&mut host, &r).unwrap_err().to_string();
+        let e = w.with(|h| install(h, &r)).unwrap_err().to_string();
         assert!(e.contains(exe) && e.contains("install -m 0755"), "{e}");
         assert!(w.files().is_empty(), "{:?}", w.files());
     }

@@ -590,3 +590,52 @@ pub fn read_timed_out(e: &tungstenite::Error) -> bool {
     matches!(e, tungstenite::Error::Io(io)
         if matches!(io.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut))
 }
+
+// ---- Helpers for tests/all_connectors.rs and tests/log_secrets.rs ----
+
+/// One config enabling Telegram, Discord and Slack against their fakes, `patch` merged in.
+pub fn all_connectors_config(
+    telegram: &fake_telegram::FakeTelegram,
+    discord: &fake_discord::FakeDiscord,
+    slack: &fake_slack::FakeSlack,
+    patch: Value,
+) -> String {
+    let mut config = json!({"channels": {}});
+    for part in [
+        telegram::config(telegram, json!({})),
+        discord::config(discord, json!({})),
+        slack::config(slack, json!({})),
+    ] {
+        merge_json(&mut config, serde_json::from_str(&part).unwrap());
+    }
+    merge_json(&mut config, patch);
+    config.to_string()
+}
+
+/// `channels.send` of `text` through `client` on each platform, to the chat each fake
+/// knows (Telegram 100, Discord 555, Slack C1); each must answer with a result.
+pub fn send_on_all_three(client: &mut Ws, text: &str) {
+    for (id, channel, to) in [
+        ("t", "telegram", "100"),
+        ("d", "discord", "555"),
+        ("s", "slack", "C1"),
+    ] {
+        let r = client.request(
+            id,
+            "channels.send",
+            json!({"channel": channel, "to": to, "text": text}),
+        );
+        assert_eq!(r["result"]["channel"], channel, "{r}");
+    }
+}
+
+impl Gateway {
+    /// SIGTERM, then require exit 0 within the stop bound (plus a margin).
+    pub fn stop_ok(&mut self) {
+        self.signal(libc::SIGTERM);
+        let st = self
+            .wait_exit(Duration::from_secs(6))
+            .unwrap_or_else(|| panic!("did not stop; log:\n{}", self.log.text()));
+        assert!(st.success(), "{st:?}; log:\n{}", self.log.text());
+    }
+}
