@@ -590,3 +590,15 @@ pub fn read_timed_out(e: &tungstenite::Error) -> bool {
     matches!(e, tungstenite::Error::Io(io)
         if matches!(io.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut))
 }
+
+/// Run `cmd`'s child with `mask` as its umask (set between fork and exec, so the test
+/// process keeps its own).
+pub fn with_umask(cmd: &mut Command, mask: libc::mode_t) {
+    // SAFETY: umask is async-signal-safe and cannot fail.
+    unsafe {
+        cmd.pre_exec(move || {
+            libc::umask(mask);
+            Ok(())
+        });
+    }
+}
