@@ -309,7 +309,8 @@ pub fn restart_authorization_path(lock_path: &Path) -> PathBuf {
 /// 0600, content the creation time in Unix milliseconds.
 ///
 /// Written to a temporary name and renamed into place ([`statefs::write_atomic`]), so the
-/// daemon never reads a half-written timestamp. The locks directory must already exist (a gateway ran).
+/// daemon never reads a half-written timestamp. The locks directory must already exist (a
+/// gateway ran).
 pub fn authorize_restart(lock_path: &Path) -> io::Result<PathBuf> {
     let path = restart_authorization_path(lock_path);
     let text = procinfo::unix_ms().to_string();

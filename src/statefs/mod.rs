@@ -3,7 +3,8 @@
 //! authorization, Telegram's offset, Slack's seen ids) goes through these primitives, and so
 //! must any new one (the media issue's `<state>/media/` and `<state>/outbox/`: make the
 //! folder with [`ensure_dir`], write files with [`write_atomic`] or [`create_new`] plus a
-//! rename, read them with [`read`]).
+//! rename, read them with [`read`]). `service install` writes its files with
+//! [`write_atomic`] too, for the `O_EXCL` temp file that no umask can open up.
 //!
 //! The rules, so that a link or a file planted in the state dir is never followed:
 //! - every open uses `O_NOFOLLOW` (a symlink at the final component fails with `ELOOP`,
