@@ -9,7 +9,7 @@ use crate::exit;
 pub enum Error {
     /// Bad command line (exit 2).
     Usage(String),
-    /// Bad configuration, port in use, unsafe bind (exit 78).
+    /// Bad configuration, port in use, unsafe bind, unsafe state dir (exit 78).
     Config(String),
     /// No gateway is running for this config (exit 3).
     NotRunning(String),
@@ -51,5 +51,15 @@ impl From<crate::config::ConfigError> for Error {
 impl From<crate::lock::LockError> for Error {
     fn from(e: crate::lock::LockError) -> Error {
         Error::Failure(e.to_string())
+    }
+}
+
+impl From<crate::statefs::audit::StateDirError> for Error {
+    fn from(e: crate::statefs::audit::StateDirError) -> Error {
+        use crate::statefs::audit::StateDirError;
+        match e {
+            StateDirError::Unsafe(_) => Error::Config(e.to_string()),
+            StateDirError::Io(_) => Error::Failure(e.to_string()),
+        }
     }
 }

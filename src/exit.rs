@@ -12,5 +12,6 @@ pub const FAILURE: u8 = 1;
 pub const USAGE: u8 = 2;
 /// `status` / `stop`: no gateway is running for this config.
 pub const NOT_RUNNING: u8 = 3;
-/// The configuration is invalid, the port is in use, or a non-loopback bind has no auth.
+/// The configuration is invalid, the port is in use, a non-loopback bind has no auth, or
+/// the state dir is unsafe (owned by another user, writable by others, a link in it).
 pub const CONFIG: u8 = 78;

@@ -35,6 +35,7 @@ pub mod router;
 pub mod server;
 pub mod service;
 pub mod spool;
+pub mod statefs;
 
 /// This gateway's version, reported in `hello_ok`, `gateway.status` and `--version`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -26,9 +26,9 @@
 //! one-shot file the daemon consumes, so a stray signal cannot restart the gateway.
 
 use std::fmt;
-use std::fs::{self, DirBuilder, File, OpenOptions};
-use std::io::{self, Read, Write};
-use std::os::unix::fs::{DirBuilderExt, FileExt as _, MetadataExt, OpenOptionsExt};
+use std::fs::{self, File};
+use std::io::{self, Read};
+use std::os::unix::fs::{FileExt as _, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -37,6 +37,7 @@ use fs2::FileExt;
 use serde::{Deserialize, Serialize};
 
 use crate::procinfo;
+use crate::statefs;
 
 /// How often [`GatewayLock::acquire`] retries a contended lock.
 const RETRY_INTERVAL: Duration = Duration::from_millis(100);
@@ -218,11 +219,7 @@ impl GatewayLock {
             source,
         };
         if let Some(dir) = path.parent() {
-            DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(dir)
-                .map_err(io_err)?;
+            statefs::ensure_dir(dir).map_err(io_err)?;
         }
         let deadline = Instant::now() + wait;
         let mut told = false;
@@ -345,27 +342,14 @@ pub fn restart_authorization_path(lock_path: &Path) -> PathBuf {
 /// Creates (or refreshes) the one-shot restart authorization next to the lock: mode
 /// 0600, content the creation time in Unix milliseconds.
 ///
-/// Written to a temporary name and renamed into place, so the daemon never reads a
-/// half-written timestamp. The locks directory must already exist (a gateway ran).
+/// Written to a temporary name and renamed into place ([`statefs::write_atomic`]), so the
+/// daemon never reads a half-written timestamp. The locks directory must already exist (a
+/// gateway ran).
 pub fn authorize_restart(lock_path: &Path) -> io::Result<PathBuf> {
     let path = restart_authorization_path(lock_path);
-    let tmp = sibling(&path, &format!("tmp.{}", std::process::id()));
-    let result = (|| {
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(&tmp)?;
-        file.write_all(procinfo::unix_ms().to_string().as_bytes())?;
-        file.sync_data()?;
-        fs::rename(&tmp, &path)
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result.map(|()| path)
+    let text = procinfo::unix_ms().to_string();
+    statefs::write_atomic(&path, text.as_bytes(), statefs::FILE_MODE)?;
+    Ok(path)
 }
 
 /// Consumes the restart authorization: true only if it existed and is younger than
@@ -379,11 +363,16 @@ pub fn take_restart_authorization(lock_path: &Path, max_age: Duration) -> bool {
     if fs::rename(&path, &taken).is_err() {
         return false;
     }
-    let content = fs::read_to_string(&taken);
+    // Read without following a link: a planted one is refused like a malformed file.
+    let content = statefs::read(&taken);
     if let Err(e) = fs::remove_file(&taken) {
         log::warn!("could not remove {}: {e}", taken.display());
     }
-    let Some(created) = content.ok().and_then(|s| s.trim().parse::<u64>().ok()) else {
+    let text = content
+        .ok()
+        .flatten()
+        .map(|b| String::from_utf8_lossy(&b).into_owned());
+    let Some(created) = text.and_then(|s| s.trim().parse::<u64>().ok()) else {
         log::warn!("ignoring malformed restart authorization {}", path.display());
         return false;
     };
@@ -426,17 +415,13 @@ fn try_lock(file: &File, mode: Mode) -> io::Result<bool> {
 }
 
 /// Opens the lock file without truncating (truncating before the lock is ours would
-/// wipe a running gateway's payload). `O_NOFOLLOW` so a planted symlink cannot
-/// redirect us to some other file.
+/// wipe a running gateway's payload), never through a link ([`statefs`]); `create` makes it
+/// 0600 with `O_EXCL` when missing.
 fn open_lock_file(path: &Path, create: bool) -> io::Result<File> {
-    OpenOptions::new()
-        .read(true)
-        .write(create)
-        .create(create)
-        .truncate(false)
-        .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(path)
+    if create {
+        return statefs::open_or_create(path);
+    }
+    statefs::open_read(path)?.ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))
 }
 
 fn same_inode(file: &File, path: &Path) -> io::Result<bool> {

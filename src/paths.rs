@@ -1,14 +1,11 @@
-//! Where emonkd keeps its files, and how it writes private ones.
+//! Where emonkd keeps its files: the config path and the state dir, resolved from flags and
+//! the environment. How files in the state dir are written and checked is `statefs`.
 //!
 //! Lookups take the environment as an injected [`Env`] closure instead of reading the
 //! process environment, so tests can exercise every precedence rule without mutating
 //! global state (which is racy under the parallel test runner and `unsafe` in Rust 2024).
 
-use std::fs::{self, DirBuilder, File, OpenOptions, Permissions};
-use std::io::{self, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Environment lookup, injected so tests don't touch the process env.
 pub type Env<'a> = &'a dyn Fn(&str) -> Option<String>;
@@ -83,81 +80,6 @@ pub fn state_dir(env: Env) -> Result<PathBuf, String> {
         .join("emonk"))
 }
 
-/// Create `path` (and missing parents), then make the leaf mode 0700.
-///
-/// The leaf is created with mode 0700 from the start so there is no window in which it is
-/// readable by others; the chmod afterwards tightens a directory that already existed.
-/// Parents keep their usual permissions: they may be shared directories we do not own.
-pub fn ensure_private_dir(path: &Path) -> io::Result<()> {
-    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        fs::create_dir_all(parent)?;
-    }
-    match DirBuilder::new().mode(0o700).create(path) {
-        Ok(()) => {}
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists && path.is_dir() => {}
-        Err(e) => return Err(e),
-    }
-    fs::set_permissions(path, Permissions::from_mode(0o700))
-}
-
-/// Atomic private write: temp file in the same dir (0600), write, fsync, rename over the
-/// target, fsync the dir.
-///
-/// Readers (and a crash) see either the old content or the new, never a torn file; the
-/// directory fsync makes the rename itself durable.
-pub fn write_private_file(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    let name = path.file_name().ok_or_else(|| {
-        io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!("{}: not a file path", path.display()),
-        )
-    })?;
-    let (tmp, mut file) = create_temp(dir, &name.to_string_lossy())?;
-    let result = (|| {
-        // The create mode is filtered by the umask; set it explicitly so the file is
-        // exactly 0600 whatever umask the daemon was started with.
-        file.set_permissions(Permissions::from_mode(0o600))?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        drop(file);
-        fs::rename(&tmp, path)?;
-        File::open(dir)?.sync_all()
-    })();
-    if result.is_err() {
-        // Best effort: a leftover temp file is harmless but untidy. After a successful
-        // rename this fails with NotFound, which is fine to ignore.
-        let _ = fs::remove_file(&tmp);
-    }
-    result
-}
-
-/// Create a fresh temp file next to the target. The pid and a counter make names unique
-/// between processes and threads; `create_new` makes a stale leftover (say, after pid
-/// reuse) a retry instead of a silent overwrite of someone else's file.
-fn create_temp(dir: &Path, name: &str) -> io::Result<(PathBuf, File)> {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let mut last_err = None;
-    for _ in 0..16 {
-        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let tmp = dir.join(format!(".{name}.tmp.{}.{n}", std::process::id()));
-        match OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&tmp)
-        {
-            Ok(f) => return Ok((tmp, f)),
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => last_err = Some(e),
-            Err(e) => return Err(e),
-        }
-    }
-    Err(last_err.unwrap_or_else(|| io::Error::other("could not create a temp file")))
-}
-
 /// Injected lookups may hand back `Some("")`; treat it like unset, as [`process_env`] does.
 fn lookup(env: Env, name: &str) -> Option<String> {
     env(name).filter(|v| !v.is_empty())
@@ -188,10 +110,6 @@ mod tests {
     fn fake(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
         let map: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         move |k| map.get(k).cloned()
-    }
-
-    fn mode(p: &Path) -> u32 {
-        fs::metadata(p).unwrap().permissions().mode() & 0o777
     }
 
     #[test]
@@ -276,52 +194,5 @@ mod tests {
         let cwd = std::env::current_dir().unwrap();
         let env = fake(&[("EMONK_STATE_DIR", "st")]);
         assert_eq!(state_dir(&env).unwrap(), cwd.join("st"));
-    }
-
-    #[test]
-    fn ensure_private_dir_is_0700_and_idempotent() {
-        let tmp = tempfile::tempdir().unwrap();
-        let dir = tmp.path().join("a/b/state");
-        ensure_private_dir(&dir).unwrap();
-        assert_eq!(mode(&dir), 0o700);
-
-        // An existing, too-open directory is tightened.
-        fs::set_permissions(&dir, Permissions::from_mode(0o755)).unwrap();
-        ensure_private_dir(&dir).unwrap();
-        assert_eq!(mode(&dir), 0o700);
-
-        // A file in the way is an error, not silently accepted.
-        let file = tmp.path().join("file");
-        fs::write(&file, b"x").unwrap();
-        assert!(ensure_private_dir(&file).is_err());
-    }
-
-    #[test]
-    fn write_private_file_is_0600_and_replaces() {
-        let tmp = tempfile::tempdir().unwrap();
-        let path = tmp.path().join("data.json");
-        write_private_file(&path, b"one").unwrap();
-        assert_eq!(fs::read(&path).unwrap(), b"one");
-        assert_eq!(mode(&path), 0o600);
-
-        // Replacing a file that was world-readable leaves a private one.
-        fs::set_permissions(&path, Permissions::from_mode(0o644)).unwrap();
-        write_private_file(&path, b"two").unwrap();
-        assert_eq!(fs::read(&path).unwrap(), b"two");
-        assert_eq!(mode(&path), 0o600);
-
-        // No temp files are left behind.
-        let names: Vec<_> = fs::read_dir(tmp.path())
-            .unwrap()
-            .map(|e| e.unwrap().file_name())
-            .collect();
-        assert_eq!(names, vec![std::ffi::OsString::from("data.json")]);
-    }
-
-    #[test]
-    fn write_private_file_into_missing_dir_fails_cleanly() {
-        let tmp = tempfile::tempdir().unwrap();
-        let path = tmp.path().join("nope/data.json");
-        assert!(write_private_file(&path, b"x").is_err());
     }
 }

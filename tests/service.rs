@@ -14,7 +14,7 @@ use std::process::Output;
 use std::time::Duration;
 
 use emonk::service::units::{self, Params};
-use support::{Home, Watchdog, code_of, stderr_of, stdout_of};
+use support::{Home, Watchdog, code_of, run_to_end, stderr_of, stdout_of, with_umask};
 
 const LIMIT: Duration = Duration::from_secs(20);
 
@@ -138,6 +138,32 @@ impl Sandbox {
         let mut all: Vec<(&str, &str)> = vec![("PATH", &path), ("EMONK_SERVICE_ROOT", &root)];
         all.extend_from_slice(env);
         self.home.run_cli_env(args, &all, LIMIT)
+    }
+
+    /// [`Sandbox::run`] with the child's umask set to `mask`.
+    fn run_umask(&self, args: &[&str], env: &[(&str, &str)], mask: libc::mode_t) -> Output {
+        let path = format!(
+            "{}:{}",
+            self.bin.display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        let mut cmd = self.home.command(args);
+        cmd.env("PATH", path).env("EMONK_SERVICE_ROOT", &self.root);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        with_umask(&mut cmd, mask);
+        run_to_end(cmd, LIMIT)
+    }
+
+    /// The mode of `logical` (an absolute path) under the root.
+    fn mode(&self, logical: &str) -> u32 {
+        let real = self.root.join(logical.trim_start_matches('/'));
+        fs::symlink_metadata(&real)
+            .unwrap_or_else(|e| panic!("{}: {e}", real.display()))
+            .permissions()
+            .mode()
+            & 0o7777
     }
 
     fn commands(&self) -> String {
@@ -447,4 +473,40 @@ fn system_and_runit_exclude_each_other() {
     let out = sb.run(&["service", "install", "--system", "--runit", "/x"], &[]);
     assert_eq!(code_of(&out), 2, "{}", stderr_of(&out));
     assert!(sb.files().is_empty());
+}
+
+/// Under `umask 000` every folder install creates still gets its explicit mode (0755 system,
+/// 0750 for the folder of the token, 0700 in a home), and no file is left open to others.
+#[test]
+fn install_under_umask_000_sets_explicit_folder_modes() {
+    let _w = Watchdog::new("service umask", Duration::from_secs(30));
+    let sb = Sandbox::new();
+    let out = sb.run_umask(&["service", "install", "--system"], &[], 0);
+    assert_eq!(code_of(&out), 0, "{}", stderr_of(&out));
+    for (dir, mode) in [
+        ("/etc", 0o755),
+        ("/etc/systemd/system", 0o755),
+        ("/etc/sysusers.d", 0o755),
+        ("/etc/tmpfiles.d", 0o755),
+        ("/etc/emonk", 0o750),
+    ] {
+        assert_eq!(sb.mode(dir), mode, "{dir}");
+    }
+    for (file, mode) in [
+        ("/etc/systemd/system/emonkd.service", 0o644),
+        ("/etc/emonk/gateway.token", 0o600),
+        ("/etc/emonk/.emonkd-service.json", 0o600),
+    ] {
+        assert_eq!(sb.mode(file), mode, "{file}");
+    }
+
+    let sb = Sandbox::new();
+    let out = sb.run_umask(&["service", "install"], &[BUS], 0);
+    assert_eq!(code_of(&out), 0, "{}", stderr_of(&out));
+    let unit = sb.user_unit();
+    let logical = |p: &Path| format!("/{}", p.strip_prefix(&sb.root).unwrap().display());
+    for dir in unit.ancestors().skip(1).take(3) {
+        assert_eq!(sb.mode(&logical(dir)), 0o700, "{}", dir.display());
+    }
+    assert_eq!(sb.mode(&logical(&unit)), 0o644);
 }

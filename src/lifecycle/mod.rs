@@ -27,6 +27,7 @@ use crate::lock::{self, GatewayLock, LockPayload};
 use crate::paths::{self, ConfigLocation};
 use crate::router::RESTART_EXPECTED_MS;
 use crate::spool::{Spool, SpoolLimits};
+use crate::statefs;
 use instance::Instance;
 use listener::Listener;
 use notify::Notifier;
@@ -89,12 +90,9 @@ pub fn run(opts: RunOptions) -> Result<(), Error> {
     };
     let config = config::load(&location, &overrides, &env)?;
     let state_dir = paths::state_dir(&env).map_err(Error::Config)?;
-    paths::ensure_private_dir(&state_dir).map_err(|e| {
-        Error::failure(format!(
-            "cannot create the state dir {}: {e}; set EMONK_STATE_DIR to a writable directory",
-            state_dir.display()
-        ))
-    })?;
+    // Before anything in it is opened: an unsafe state dir is refused (exit 78), and the
+    // resolved path is used from here on (see `statefs::audit`).
+    let state_dir = statefs::audit::prepare_state_dir(&state_dir)?;
     // Signal handlers first, before any other thread exists.
     let (control_tx, control_rx) = crossbeam_channel::bounded(16);
     let signals = SignalThread::start(control_tx)

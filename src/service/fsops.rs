@@ -1,10 +1,12 @@
 //! File operations of `service install` and `uninstall`: a root prefix for tests, and a
 //! transaction that can undo everything it did, so a failed install leaves no partial files.
 
-use std::fs;
+use std::fs::{self, DirBuilder};
 use std::io;
-use std::os::unix::fs::{PermissionsExt, symlink};
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt, symlink};
 use std::path::{Component, Path, PathBuf};
+
+use crate::statefs;
 
 /// `$EMONK_SERVICE_ROOT`: a directory prefixed to every absolute path the service commands
 /// touch (never to the paths written inside the files). A testing aid, like `DESTDIR`.
@@ -47,29 +49,65 @@ enum Done {
     Linked(PathBuf),
 }
 
+/// The mode of each folder a transaction creates: `default`, or the mode listed for that
+/// (real) path.
+#[derive(Clone, Debug)]
+pub struct DirModes {
+    default: u32,
+    special: Vec<(PathBuf, u32)>,
+}
+
+impl DirModes {
+    pub fn new(default: u32) -> DirModes {
+        DirModes {
+            default,
+            special: Vec::new(),
+        }
+    }
+
+    pub fn with(mut self, dir: PathBuf, mode: u32) -> DirModes {
+        self.special.push((dir, mode));
+        self
+    }
+
+    fn of(&self, dir: &Path) -> u32 {
+        self.special
+            .iter()
+            .find(|(p, _)| p == dir)
+            .map_or(self.default, |(_, m)| *m)
+    }
+}
+
 /// File changes that are undone on drop unless committed.
-#[derive(Default)]
 pub struct Transaction {
     done: Vec<Done>,
     committed: bool,
+    modes: DirModes,
 }
 
 impl Transaction {
-    pub fn new() -> Transaction {
-        Transaction::default()
+    pub fn new(modes: DirModes) -> Transaction {
+        Transaction {
+            done: Vec::new(),
+            committed: false,
+            modes,
+        }
     }
 
-    /// Create `dir` and its missing parents, remembering which were created.
+    /// Create `dir` and its missing parents, remembering which were created. Each gets its
+    /// mode from [`DirModes`], set again after the mkdir because the umask filters it.
     pub fn create_dirs(&mut self, dir: &Path) -> io::Result<()> {
         let mut missing = Vec::new();
         let mut d = Some(dir);
-        while let Some(p) = d.filter(|p| !p.as_os_str().is_empty() && !p.exists()) {
+        while let Some(p) = d.filter(|p| !p.as_os_str().is_empty() && p.symlink_metadata().is_err()) {
             missing.push(p.to_owned());
             d = p.parent();
         }
         for p in missing.into_iter().rev() {
-            fs::create_dir(&p)?;
-            self.done.push(Done::CreatedDir(p));
+            let mode = self.modes.of(&p);
+            DirBuilder::new().mode(mode).create(&p)?;
+            self.done.push(Done::CreatedDir(p.clone()));
+            fs::set_permissions(&p, fs::Permissions::from_mode(mode))?;
         }
         Ok(())
     }
@@ -88,10 +126,9 @@ impl Transaction {
             path: path.to_owned(),
             previous,
         });
-        let tmp = path.with_extension("emonk-tmp");
-        fs::write(&tmp, content)?;
-        fs::set_permissions(&tmp, fs::Permissions::from_mode(mode))?;
-        fs::rename(&tmp, path)
+        // A temp file created 0600 with O_EXCL (so a token is never readable by others, even
+        // for a moment under umask 000), then given `mode` and renamed over the target.
+        statefs::write_atomic(path, content, mode)
     }
 
     /// A symlink `link` -> `target` (an existing identical link is left alone).
@@ -134,8 +171,7 @@ impl Transaction {
                     path,
                     previous: Some((bytes, mode)),
                 } => {
-                    let r = fs::write(&path, bytes)
-                        .and_then(|()| fs::set_permissions(&path, fs::Permissions::from_mode(mode)));
+                    let r = statefs::write_atomic(&path, &bytes, mode & 0o7777);
                     (path, r)
                 }
             };
@@ -186,7 +222,7 @@ mod tests {
         let old = dir.path().join("old");
         fs::write(&old, "before").unwrap();
         fs::set_permissions(&old, fs::Permissions::from_mode(0o640)).unwrap();
-        let mut tx = Transaction::new();
+        let mut tx = Transaction::new(DirModes::new(0o755));
         tx.write(&dir.path().join("a/b/new"), b"x", 0o644).unwrap();
         tx.write(&old, b"after", 0o600).unwrap();
         tx.link(&dir.path().join("link"), Path::new("/nowhere")).unwrap();
@@ -206,11 +242,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let f = dir.path().join("f");
         {
-            let mut tx = Transaction::new();
+            let mut tx = Transaction::new(DirModes::new(0o755));
             tx.write(&f, b"x", 0o644).unwrap();
         }
         assert!(!f.exists());
-        let mut tx = Transaction::new();
+        let mut tx = Transaction::new(DirModes::new(0o755));
         tx.write(&f, b"x", 0o644).unwrap();
         tx.commit();
         assert!(f.exists());

@@ -29,7 +29,7 @@ use std::path::{Path, PathBuf};
 
 use crate::paths::{self, Env};
 pub use error::ServiceError;
-use fsops::{Root, Transaction};
+use fsops::{DirModes, Root, Transaction};
 use manifest::{FileEntry, Manifest};
 use runner::{Cmd, Runner};
 use units::Params;
@@ -90,10 +90,24 @@ pub struct Plan {
     pub commands: Vec<Cmd>,
     pub undo: Vec<Cmd>,
     pub notes: Vec<String>,
+    /// The mode of every folder install creates, unless listed in `dir_modes`. Set
+    /// explicitly, never left to the umask (under `umask 000` folders would be 0777).
+    pub dir_mode: u32,
+    /// Folders (logical paths) that get another mode than `dir_mode`.
+    pub dir_modes: Vec<(PathBuf, u32)>,
 }
 
+/// Folders of a system install (root): 0755, like every folder in `/etc` that services and
+/// admins read (`/etc/systemd/system`, `/etc/sysusers.d`, `/etc/sv/emonkd`); secrets in them
+/// are protected by their own file mode (0600).
+pub const SYSTEM_DIR_MODE: u32 = 0o755;
+/// Folders of a user install (under the user's home: `~/.config/systemd/user`,
+/// `~/.config/emonk`, `~/.local/share/emonk/sv`): 0700, as the XDG base directory spec asks
+/// for folders it creates; they hold the user's config and token.
+pub const USER_DIR_MODE: u32 = 0o700;
+
 impl Plan {
-    pub fn new(what: String) -> Plan {
+    pub fn new(what: String, dir_mode: u32) -> Plan {
         Plan {
             what,
             files: Vec::new(),
@@ -101,7 +115,18 @@ impl Plan {
             commands: Vec::new(),
             undo: Vec::new(),
             notes: Vec::new(),
+            dir_mode,
+            dir_modes: Vec::new(),
         }
+    }
+
+    /// The folder modes with real paths (under `$EMONK_SERVICE_ROOT`).
+    fn modes(&self, root: &Root) -> DirModes {
+        self.dir_modes
+            .iter()
+            .fold(DirModes::new(self.dir_mode), |m, (p, mode)| {
+                m.with(root.at(p), *mode)
+            })
     }
 
     pub fn file(&mut self, path: PathBuf, text: String, mode: u32) {
@@ -286,7 +311,7 @@ pub fn install(host: &mut Host, req: &Request) -> Result<(), ServiceError> {
         .chain(plan.links.iter().map(|(l, _)| l.as_path()))
         .chain([record.as_path()]);
     manifest.add_dirs(manifest::missing_dirs(&host.root, new_paths));
-    let mut tx = Transaction::new();
+    let mut tx = Transaction::new(plan.modes(&host.root));
     let mut written = Vec::new();
     let step = |e: io::Error, what: &Path| {
         ServiceError::Failed(format!(

@@ -32,7 +32,15 @@ pub fn link_path(svdir: &Path) -> PathBuf {
 }
 
 pub fn plan(svdir: &Path, dir: &Path, params: &Params) -> Plan {
-    let mut plan = Plan::new(format!("runit service {NAME} in {}", svdir.display()));
+    // Installed by root (it then runs as `params.user`), the folders are system folders:
+    // 0755 also lets that user read the config in /etc/emonk. Otherwise they are the
+    // user's own, under the home.
+    let dir_mode = if params.user.is_some() {
+        super::SYSTEM_DIR_MODE
+    } else {
+        super::USER_DIR_MODE
+    };
+    let mut plan = Plan::new(format!("runit service {NAME} in {}", svdir.display()), dir_mode);
     plan.file(dir.join("run"), units::runit_run(params), 0o755);
     plan.file(dir.join("finish"), units::runit_finish(), 0o755);
     plan.file(dir.join("log/run"), units::runit_log_run(), 0o755);

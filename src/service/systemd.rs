@@ -1,7 +1,7 @@
 //! systemd: where the units go, the commands that load and start them, and recognizing the
 //! commonest failure, a user bus that is not there.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use super::Plan;
 use super::error::ServiceError;
@@ -133,7 +133,7 @@ pub fn first_line(s: &str) -> String {
 pub fn user_plan(env: Env, params: &Params) -> Result<Plan, ServiceError> {
     let unit = user_unit_path(env)?;
     let (commands, undo) = install_commands(true);
-    let mut plan = Plan::new(format!("systemd user unit {NAME}.service"));
+    let mut plan = Plan::new(format!("systemd user unit {NAME}.service"), super::USER_DIR_MODE);
     plan.file(unit, units::user_unit(params), 0o644);
     plan.commands = commands;
     plan.undo = undo;
@@ -146,7 +146,15 @@ pub fn user_plan(env: Env, params: &Params) -> Result<Plan, ServiceError> {
 /// The plan for the system unit, with the user, directories and the gateway token.
 pub fn system_plan(params: &Params) -> Plan {
     let (commands, undo) = install_commands(false);
-    let mut plan = Plan::new(format!("systemd system unit {NAME}.service"));
+    let mut plan = Plan::new(
+        format!("systemd system unit {NAME}.service"),
+        super::SYSTEM_DIR_MODE,
+    );
+    // The config folder holds the gateway token: 0750 from the start, as the tmpfiles.d
+    // line (which install runs next) makes it, adding the group emonk.
+    if let Some(etc) = Path::new(units::SYSTEM_TOKEN).parent() {
+        plan.dir_modes.push((etc.to_owned(), 0o750));
+    }
     plan.file(system_unit_path(), units::system_unit(params), 0o644);
     plan.file(
         PathBuf::from("/etc/sysusers.d/emonkd.conf"),

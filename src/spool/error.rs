@@ -104,11 +104,8 @@ impl From<io::Error> for AckError {
     }
 }
 
-/// Prefix an I/O error with the file it concerns: `io::Error` carries no path, and an
-/// operator reading "permission denied" needs to know which file to fix.
-pub(crate) fn at(path: &std::path::Path, e: io::Error) -> io::Error {
-    io::Error::new(e.kind(), format!("{}: {e}", path.display()))
-}
+/// Prefix an I/O error with the file it concerns (one definition, in `statefs`).
+pub(crate) use crate::statefs::at;
 
 #[cfg(test)]
 mod tests {

@@ -1,7 +1,8 @@
 //! `journal.jsonl`: the append-only file of records, and the only code that writes it.
 //!
 //! Three operations, each with one durability point:
-//! - [`Journal::open`] replays complete lines and cuts off a torn last line (an append the
+//! - [`Journal::open`] (through `statefs`: never a link, created 0600 with `O_EXCL`)
+//!   replays complete lines and cuts off a torn last line (an append the
 //!   process or machine died in; it was never confirmed, see the module doc).
 //! - [`Journal::append`] puts a whole batch down with one positioned write and one
 //!   `fdatasync`: the fsync is the expensive part, so it is paid per platform batch, not
@@ -13,14 +14,15 @@
 //! than through `O_APPEND`, so the debris of a failed append can never end up in front of
 //! the next record; it is overwritten or truncated instead.
 
-use std::fs::{self, File, OpenOptions, Permissions};
+use std::fs::{self, File};
 use std::io::{self, BufRead, BufReader};
-use std::os::unix::fs::{FileExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use log::warn;
 
 use super::error::at;
+use crate::statefs;
 
 /// The open journal.
 #[derive(Debug)]
@@ -54,7 +56,7 @@ impl Journal {
             Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(at(&temp_path(path), e)),
             _ => {}
         }
-        let file = open_private(path, false)?;
+        let file = statefs::open_or_create(path)?;
         let mut syncs = 0;
         let mut reader = BufReader::with_capacity(64 * 1024, &file);
         let mut line = Vec::new();
@@ -143,7 +145,10 @@ impl Journal {
     /// journal stays in use as it was.
     pub(crate) fn replace(&mut self, contents: &[u8]) -> io::Result<()> {
         let tmp = temp_path(&self.path);
-        let file = open_private(&tmp, true)?;
+        // A leftover of a replace that failed and could not clean up (the open removes
+        // one too); removing a link there removes the link, not its target.
+        let _ = fs::remove_file(&tmp);
+        let file = statefs::create_new(&tmp, statefs::FILE_MODE)?;
         let written = file.write_all_at(contents, 0).and_then(|()| file.sync_all());
         if let Err(e) = written.and_then(|()| fs::rename(&tmp, &self.path)) {
             let _ = fs::remove_file(&tmp);
@@ -176,29 +181,8 @@ fn temp_path(path: &Path) -> PathBuf {
     path.with_file_name(name)
 }
 
-/// Open read-write, creating with 0600; `truncate` for a fresh temp file. The mode is set
-/// again explicitly because the create mode is filtered by the umask and an existing file
-/// keeps whatever mode it had.
-fn open_private(path: &Path, truncate: bool) -> io::Result<File> {
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(truncate)
-        .mode(0o600)
-        .open(path)
-        .map_err(|e| at(path, e))?;
-    file.set_permissions(Permissions::from_mode(0o600))
-        .map_err(|e| at(path, e))?;
-    Ok(file)
-}
-
 fn sync_dir(path: &Path) -> io::Result<()> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    File::open(dir).and_then(|d| d.sync_all()).map_err(|e| at(dir, e))
+    statefs::sync_dir(statefs::parent_of(path))
 }
 
 #[cfg(test)]

@@ -11,7 +11,7 @@
 //!   acked lines, but a platform may still hand those messages back (a crash between the
 //!   append and confirming the offset), so the mark must outlive them.
 //!
-//! Written only through [`write_private_file`] (temp file, fsync, rename, dir fsync): a
+//! Written only through [`statefs::write_atomic`] (temp file, fsync, rename, dir fsync): a
 //! crash leaves the old state or the new, never a torn one. Unknown fields are ignored so a
 //! newer emonkd that adds one can still be rolled back; a newer `version` is refused rather
 //! than misread.
@@ -22,8 +22,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::error::at;
-use crate::paths::write_private_file;
+use crate::statefs;
 
 /// The only format this build writes and understands.
 pub(crate) const VERSION: u32 = 1;
@@ -52,10 +51,8 @@ impl State {
     /// is an error: guessing would either redeliver everything or, worse, forget high-water
     /// marks and take duplicates from the platform, so the operator decides.
     pub(crate) fn load(path: &Path) -> io::Result<State> {
-        let text = match std::fs::read(path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(State::fresh()),
-            Err(e) => return Err(at(path, e)),
+        let Some(text) = statefs::read(path)? else {
+            return Ok(State::fresh());
         };
         let state: State = serde_json::from_slice(&text).map_err(|e| {
             io::Error::new(
@@ -93,11 +90,11 @@ impl State {
         })
         .map_err(io::Error::other)?;
         text.push(b'\n');
-        write_private_file(path, &text).map_err(|e| at(path, e))
+        statefs::write_atomic(path, &text, statefs::FILE_MODE)
     }
 }
 
-/// Remove temp files that [`write_private_file`] left when the process died between creating
+/// Remove temp files that [`statefs::write_atomic`] left when the process died between creating
 /// and renaming one (`.state.json.tmp.PID.N`). Best effort: they hold nothing the real file
 /// needs, so failing to remove one is only worth a debug line.
 pub(crate) fn remove_stale_temps(path: &Path) {

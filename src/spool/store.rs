@@ -11,12 +11,12 @@ use log::{debug, info, warn};
 use serde_json::{Map, Value};
 
 use super::entry::{Entry, Stored, params_with_cursor};
-use super::error::{AckError, SpoolError, at};
+use super::error::{AckError, SpoolError};
 use super::journal::Journal;
 use super::recover::Replay;
 use super::state::{self, State, VERSION};
 use super::{SpoolLimits, compaction, record};
-use crate::paths::ensure_private_dir;
+use crate::statefs;
 
 /// File name of the journal inside the spool directory.
 pub const JOURNAL_FILE: &str = "journal.jsonl";
@@ -69,7 +69,7 @@ impl Spool {
     /// if the journal is mostly dead. Errors: the directory or a file cannot be created or
     /// read, or `state.json` is corrupt (the message says what to do).
     pub fn open(dir: &Path, limits: SpoolLimits) -> Result<Spool, SpoolError> {
-        ensure_private_dir(dir).map_err(|e| at(dir, e))?;
+        statefs::ensure_dir(dir)?;
         let state_path = dir.join(STATE_FILE);
         let journal_path = dir.join(JOURNAL_FILE);
         let saved = State::load(&state_path)?;

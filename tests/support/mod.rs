@@ -639,3 +639,15 @@ impl Gateway {
         assert!(st.success(), "{st:?}; log:\n{}", self.log.text());
     }
 }
+
+/// Run `cmd`'s child with `mask` as its umask (set between fork and exec, so the test
+/// process keeps its own).
+pub fn with_umask(cmd: &mut Command, mask: libc::mode_t) {
+    // SAFETY: umask is async-signal-safe and cannot fail.
+    unsafe {
+        cmd.pre_exec(move || {
+            libc::umask(mask);
+            Ok(())
+        });
+    }
+}

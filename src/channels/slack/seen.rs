@@ -35,13 +35,13 @@ impl Seen {
             order: VecDeque::new(),
             set: HashSet::new(),
         };
-        match std::fs::read_to_string(&seen.path) {
-            Ok(text) => match serde_json::from_str::<Vec<String>>(&text) {
+        match crate::statefs::read(&seen.path) {
+            Ok(Some(text)) => match serde_json::from_slice::<Vec<String>>(&text) {
                 Ok(ids) => ids.into_iter().for_each(|id| seen.remember(id)),
                 Err(_) => log::warn!("ignoring {}: not a list of event ids", seen.path.display()),
             },
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => log::warn!("cannot read {}: {e}", seen.path.display()),
+            Ok(None) => {}
+            Err(e) => log::warn!("cannot read the Slack seen ids: {e}"),
         }
         seen
     }
@@ -65,7 +65,7 @@ impl Seen {
     pub fn insert(&mut self, id: String) -> io::Result<()> {
         self.remember(id);
         let text = serde_json::to_string(&self.order).unwrap_or_else(|_| "[]".into());
-        crate::paths::write_private_file(&self.path, text.as_bytes())
+        crate::statefs::write_atomic(&self.path, text.as_bytes(), crate::statefs::FILE_MODE)
     }
 }
 

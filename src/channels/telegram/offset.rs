@@ -31,17 +31,17 @@ impl OffsetFile {
             bot: i64,
             offset: i64,
         }
-        match std::fs::read_to_string(&self.path) {
-            Ok(text) => match serde_json::from_str::<Stored>(&text) {
+        match crate::statefs::read(&self.path) {
+            Ok(Some(text)) => match serde_json::from_slice::<Stored>(&text) {
                 Ok(v) => Some((v.bot, v.offset)),
                 Err(_) => {
                     log::warn!("ignoring {}: not an update offset", self.path.display());
                     None
                 }
             },
-            Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+            Ok(None) => None,
             Err(e) => {
-                log::warn!("cannot read {}: {e}", self.path.display());
+                log::warn!("cannot read the Telegram offset: {e}");
                 None
             }
         }
@@ -49,7 +49,7 @@ impl OffsetFile {
 
     pub fn store(&self, bot: i64, offset: i64) -> io::Result<()> {
         let text = format!("{{\"bot\":{bot},\"offset\":{offset}}}\n");
-        crate::paths::write_private_file(&self.path, text.as_bytes())
+        crate::statefs::write_atomic(&self.path, text.as_bytes(), crate::statefs::FILE_MODE)
     }
 }
 
