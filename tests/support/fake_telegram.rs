@@ -107,6 +107,11 @@ struct State {
     faults: HashMap<String, VecDeque<Fault>>,
     /// Faults applied to every request of a method once the scripted ones are used up.
     persistent: HashMap<String, Fault>,
+    /// Answers stripped to what a minimal Bot API emulator sends (see
+    /// [`FakeTelegram::minimal_answers`]).
+    minimal: bool,
+    /// Result fields left out of every successful answer of a method (canonical spelling).
+    omitted: HashMap<String, Vec<String>>,
 }
 
 /// What to send back.
@@ -146,6 +151,8 @@ impl FakeTelegram {
                 requests: Vec::new(),
                 faults: HashMap::new(),
                 persistent: HashMap::new(),
+                minimal: false,
+                omitted: HashMap::new(),
             }),
             handovers: Mutex::new(None),
         });
@@ -270,6 +277,25 @@ impl FakeTelegram {
     pub fn fail_always(&self, method: &str, fault: Fault) {
         let mut st = self.shared.lock();
         st.persistent.insert(method.to_ascii_lowercase(), fault);
+    }
+
+    /// Strip every successful answer to what a minimal third-party Bot API emulator sends,
+    /// fewer fields than Telegram documents as always present: `getMe` only `id` (no
+    /// `is_bot`, `first_name`, `username`), `deleteWebhook` no `result`, `sendMessage` only
+    /// `message_id`, and each message update only `update_id`, `message_id`, the chat's `id`
+    /// and the text (no `date`, no chat `type`, no `from`).
+    pub fn minimal_answers(&self, on: bool) {
+        self.shared.lock().minimal = on;
+    }
+
+    /// Leave `field` out of the result of every successful answer to `method` (canonical
+    /// spelling), e.g. `("getMe", "id")`: an answer that lacks something the client needs.
+    pub fn omit_field(&self, method: &str, field: &str) {
+        let mut st = self.shared.lock();
+        st.omitted
+            .entry(method.to_owned())
+            .or_default()
+            .push(field.to_owned());
     }
 
     /// Stop the persistent fault of `method`.
@@ -764,7 +790,10 @@ fn handle(shared: &Shared, request: &Request) -> Reply {
     }
     let result = match method {
         "getMe" => Ok(bot_user(&shared.token)),
-        "getUpdates" => return get_updates(shared, &params, ignore_timeout),
+        "getUpdates" => {
+            let reply = get_updates(shared, &params, ignore_timeout);
+            return shape(&shared.lock(), method, reply);
+        }
         "sendMessage" => send_message(&mut shared.lock(), &params, bot_user(&shared.token)),
         "deleteWebhook" => {
             let mut st = shared.lock();
@@ -795,9 +824,68 @@ fn handle(shared: &Shared, request: &Request) -> Reply {
         _ => Err(error(404, "Not Found")),
     };
     match result {
-        Ok(value) => ok(value),
+        Ok(value) => shape(&shared.lock(), method, ok(value)),
         Err(reply) => reply,
     }
+}
+
+/// A successful answer as the configured server would give it: minimal, and without the
+/// omitted fields.
+fn shape(st: &State, method: &str, reply: Reply) -> Reply {
+    let Reply::Json(200, mut body) = reply else {
+        return reply;
+    };
+    if st.minimal {
+        match method {
+            "getMe" => body["result"] = keep(&body["result"], &["id"]),
+            "sendMessage" => body["result"] = keep(&body["result"], &["message_id"]),
+            "deleteWebhook" => {
+                if let Some(b) = body.as_object_mut() {
+                    b.remove("result");
+                }
+            }
+            "getUpdates" => {
+                if let Some(updates) = body["result"].as_array_mut() {
+                    updates.iter_mut().for_each(minimal_update);
+                }
+            }
+            _ => {}
+        }
+    }
+    if let Some(result) = body["result"].as_object_mut() {
+        for field in st.omitted.get(method).into_iter().flatten() {
+            result.remove(field);
+        }
+    }
+    Reply::Json(200, body)
+}
+
+/// Only the `keys` of `value` (an object).
+fn keep(value: &Value, keys: &[&str]) -> Value {
+    let mut out = Map::new();
+    for key in keys {
+        if let Some(v) = value.get(*key) {
+            out.insert((*key).to_owned(), v.clone());
+        }
+    }
+    Value::Object(out)
+}
+
+/// An update stripped to `update_id` and, for a message, its id, chat id and text.
+fn minimal_update(update: &mut Value) {
+    let Some(kind) = update_kind(update)
+        .filter(|k| ["message", "edited_message", "channel_post", "edited_channel_post"].contains(k))
+        .map(str::to_owned)
+    else {
+        return;
+    };
+    let message = &update[kind.as_str()];
+    let mut stripped = keep(message, &["message_id", "text", "caption"]);
+    stripped["chat"] = keep(&message["chat"], &["id"]);
+    let mut out = Map::new();
+    out.insert("update_id".into(), update["update_id"].clone());
+    out.insert(kind, stripped);
+    *update = Value::Object(out);
 }
 
 fn bot_user(token: &str) -> Value {
