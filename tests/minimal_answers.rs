@@ -9,9 +9,10 @@ mod support;
 use std::time::Duration;
 
 use serde_json::json;
-use support::Watchdog;
+use support::fake_discord::{FakeDiscord, GwFault};
 use support::fake_telegram::FakeTelegram;
 use support::telegram::{TOKEN, call, next_message, polling_agent, start, wait_state, wait_status};
+use support::{Watchdog, discord};
 
 const S10: Duration = Duration::from_secs(10);
 
@@ -97,6 +98,89 @@ fn telegram_skips_an_incomplete_update_and_delivers_the_next() {
     assert!(fake.wait_requests("getUpdates", 3, S10));
     assert!(fake.confirmed_offset() > good, "both updates confirmed");
     let s = wait_status(&mut agent, S10, |s| s["lastError"].is_string());
+    assert_eq!(s["state"], "running", "{s}");
+    assert_eq!(s["lastError"], format!("{want}; skipped"), "{s}");
+}
+
+#[test]
+fn discord_runs_delivers_sends_and_resumes_on_minimal_answers() {
+    let _w = Watchdog::new("discord minimal answers", Duration::from_secs(40));
+    let fake = FakeDiscord::start(discord::TOKEN);
+    // READY without username or resume_gateway_url, messages without type or timestamp.
+    fake.minimal_answers(true);
+    let (_home, _gw, mut agent) = discord::start(&fake);
+    let s = discord::wait_status(&mut agent, S10, |s| s["state"] == "running");
+    assert_eq!(s["lastError"], json!(null), "{s}");
+    let id = fake.push_message("555", Some("77"), "42", "hello from an emulator");
+    let m = next_message(&mut agent, S10);
+    assert_eq!(m["text"], "hello from an emulator");
+    assert_eq!(m["messageId"], id.as_str());
+    assert_eq!(m["chatType"], "guild");
+    assert_eq!(m["from"], json!({"id": "42", "username": null, "name": "42"}));
+    let r = call(
+        &mut agent,
+        "s1",
+        "channels.send",
+        json!({"channel": "discord", "to": "555", "text": "hi back"}),
+    );
+    assert_eq!(r["result"]["messageIds"].as_array().map(Vec::len), Some(1), "{r}");
+    // No resume_gateway_url: the session resumes where it was opened.
+    fake.fault(GwFault::Drop);
+    assert!(fake.wait_resumes(1, S10), "no Resume after a drop");
+    fake.push_message("555", None, "42", "after the resume");
+    assert_eq!(next_message(&mut agent, S10)["text"], "after the resume");
+    assert_eq!(fake.identifies().len(), 1);
+}
+
+#[test]
+fn discord_ready_without_user_id_names_the_field() {
+    let _w = Watchdog::new("discord READY without user.id", Duration::from_secs(30));
+    let fake = FakeDiscord::start(discord::TOKEN);
+    fake.omit_field("READY", "user.id");
+    let (_home, gw) = discord::start_with(&fake, json!({}));
+    let mut agent = gw.client(None, "agent", "operator");
+    let s = discord::wait_status(&mut agent, S10, |s| s["lastError"].is_string());
+    assert_eq!(s["state"], "backoff", "{s}");
+    assert_eq!(
+        s["lastError"], r#"READY has no "user.id"; starting a new session"#,
+        "{s}"
+    );
+}
+
+#[test]
+fn discord_ready_without_session_id_runs_and_identifies_after_a_drop() {
+    let _w = Watchdog::new("discord READY without session_id", Duration::from_secs(40));
+    let fake = FakeDiscord::start(discord::TOKEN);
+    fake.omit_field("READY", "session_id");
+    let (_home, _gw, mut agent) = discord::start(&fake);
+    let s = discord::wait_status(&mut agent, S10, |s| s["state"] == "running");
+    assert_eq!(
+        s["lastError"], r#"READY has no "session_id"; the session cannot be resumed"#,
+        "{s}"
+    );
+    fake.push_message("555", None, "42", "still delivered");
+    assert_eq!(next_message(&mut agent, S10)["text"], "still delivered");
+    fake.fault(GwFault::Drop);
+    assert!(fake.wait_identifies(2, Duration::from_secs(20)), "a new session");
+    assert!(fake.resumes().is_empty(), "nothing to resume with");
+}
+
+#[test]
+fn discord_skips_an_incomplete_message_and_delivers_the_next() {
+    let _w = Watchdog::new("discord incomplete message", Duration::from_secs(30));
+    let fake = FakeDiscord::start(discord::TOKEN);
+    let (_home, gw, mut agent) = discord::start(&fake);
+    let broken = fake.push_message_with("555", None, "42", "lost", json!({"channel_id": null}));
+    fake.push_message("555", None, "42", "after it");
+    assert_eq!(next_message(&mut agent, S10)["text"], "after it");
+    let want = format!(r#"MESSAGE_CREATE {broken} has no "channel_id""#);
+    let line = gw.log.wait_for(&want, S10);
+    assert!(
+        line.is_some_and(|l| l.contains("WARN")),
+        "log:\n{}",
+        gw.log.text()
+    );
+    let s = discord::status(&mut agent);
     assert_eq!(s["state"], "running", "{s}");
     assert_eq!(s["lastError"], format!("{want}; skipped"), "{s}");
 }
