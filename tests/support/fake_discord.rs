@@ -28,6 +28,7 @@ use tungstenite::protocol::CloseFrame;
 use tungstenite::protocol::frame::coding::CloseCode;
 use tungstenite::{Message, WebSocket};
 
+use super::answers::{self, Omitted};
 use super::fake_server::{Server, Watched, deref_to_watched, local_listener};
 use super::fake_telegram::read_request;
 
@@ -117,8 +118,8 @@ struct State {
     /// Answers and frames stripped to what a minimal emulator sends (see
     /// [`FakeDiscord::minimal_answers`]).
     minimal: bool,
-    /// Fields left out, as (answer, dotted path): see [`FakeDiscord::omit_field`].
-    omitted: Vec<(String, String)>,
+    /// Fields left out: see [`FakeDiscord::omit_field`].
+    omitted: Omitted,
 }
 
 impl FakeDiscord {
@@ -211,8 +212,7 @@ impl FakeDiscord {
     /// or a dispatch name (`"READY"`, `"MESSAGE_CREATE"`). Dispatches are shaped when they
     /// are made, so call this before.
     pub fn omit_field(&self, answer: &str, path: &str) {
-        let mut st = self.shared.lock();
-        st.omitted.push((answer.to_owned(), path.to_owned()));
+        self.shared.lock().omitted.add(answer, path);
     }
 
     /// A fault for the live connection (applied in order, one per loop turn).
@@ -333,49 +333,12 @@ impl State {
     /// given: as is), and without the omitted fields.
     fn shape(&self, answer: &str, value: Value, minimal: &[&str]) -> Value {
         let mut value = if self.minimal && !minimal.is_empty() {
-            let mut kept = json!({});
-            for path in minimal {
-                if let Some(v) = path.split('.').try_fold(&value, |v, k| v.get(k)) {
-                    set_path(&mut kept, path, v.clone());
-                }
-            }
-            kept
+            answers::keep(&value, minimal)
         } else {
             value
         };
-        for (_, path) in self.omitted.iter().filter(|(a, _)| a == answer) {
-            remove_path(&mut value, path);
-        }
+        self.omitted.apply(answer, &mut value);
         value
-    }
-}
-
-/// Put `v` at dotted `path`, making the objects on the way.
-fn set_path(value: &mut Value, path: &str, v: Value) {
-    let mut at = value;
-    let mut keys = path.split('.').peekable();
-    while let Some(key) = keys.next() {
-        if keys.peek().is_none() {
-            at[key] = v;
-            return;
-        }
-        if !at[key].is_object() {
-            at[key] = json!({});
-        }
-        at = &mut at[key];
-    }
-}
-
-/// Remove the field at dotted `path`, if it is there.
-fn remove_path(value: &mut Value, path: &str) {
-    let (parent, key) = path.rsplit_once('.').unwrap_or(("", path));
-    let parent = if parent.is_empty() {
-        Some(value)
-    } else {
-        parent.split('.').try_fold(value, |v, k| v.get_mut(k))
-    };
-    if let Some(object) = parent.and_then(Value::as_object_mut) {
-        object.remove(key);
     }
 }
 

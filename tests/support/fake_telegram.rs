@@ -21,6 +21,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::{Map, Value, json};
 
+use super::answers::{self, Omitted};
 use super::fake_server::{Server, Watched, deref_to_watched, local_listener};
 
 /// The 409 the older of two concurrent `getUpdates` gets.
@@ -110,8 +111,8 @@ struct State {
     /// Answers stripped to what a minimal Bot API emulator sends (see
     /// [`FakeTelegram::minimal_answers`]).
     minimal: bool,
-    /// Result fields left out of every successful answer of a method (canonical spelling).
-    omitted: HashMap<String, Vec<String>>,
+    /// Result fields left out of successful answers, by method (canonical spelling).
+    omitted: Omitted,
 }
 
 /// What to send back.
@@ -152,7 +153,7 @@ impl FakeTelegram {
                 faults: HashMap::new(),
                 persistent: HashMap::new(),
                 minimal: false,
-                omitted: HashMap::new(),
+                omitted: Omitted::default(),
             }),
             handovers: Mutex::new(None),
         });
@@ -291,11 +292,7 @@ impl FakeTelegram {
     /// Leave `field` out of the result of every successful answer to `method` (canonical
     /// spelling), e.g. `("getMe", "id")`: an answer that lacks something the client needs.
     pub fn omit_field(&self, method: &str, field: &str) {
-        let mut st = self.shared.lock();
-        st.omitted
-            .entry(method.to_owned())
-            .or_default()
-            .push(field.to_owned());
+        self.shared.lock().omitted.add(method, field);
     }
 
     /// Stop the persistent fault of `method`.
@@ -837,8 +834,8 @@ fn shape(st: &State, method: &str, reply: Reply) -> Reply {
     };
     if st.minimal {
         match method {
-            "getMe" => body["result"] = keep(&body["result"], &["id"]),
-            "sendMessage" => body["result"] = keep(&body["result"], &["message_id"]),
+            "getMe" => body["result"] = answers::keep(&body["result"], &["id"]),
+            "sendMessage" => body["result"] = answers::keep(&body["result"], &["message_id"]),
             "deleteWebhook" => {
                 if let Some(b) = body.as_object_mut() {
                     b.remove("result");
@@ -852,23 +849,8 @@ fn shape(st: &State, method: &str, reply: Reply) -> Reply {
             _ => {}
         }
     }
-    if let Some(result) = body["result"].as_object_mut() {
-        for field in st.omitted.get(method).into_iter().flatten() {
-            result.remove(field);
-        }
-    }
+    st.omitted.apply(method, &mut body["result"]);
     Reply::Json(200, body)
-}
-
-/// Only the `keys` of `value` (an object).
-fn keep(value: &Value, keys: &[&str]) -> Value {
-    let mut out = Map::new();
-    for key in keys {
-        if let Some(v) = value.get(*key) {
-            out.insert((*key).to_owned(), v.clone());
-        }
-    }
-    Value::Object(out)
 }
 
 /// An update stripped to `update_id` and, for a message, its id, chat id and text.
@@ -879,13 +861,11 @@ fn minimal_update(update: &mut Value) {
     else {
         return;
     };
-    let message = &update[kind.as_str()];
-    let mut stripped = keep(message, &["message_id", "text", "caption"]);
-    stripped["chat"] = keep(&message["chat"], &["id"]);
-    let mut out = Map::new();
-    out.insert("update_id".into(), update["update_id"].clone());
-    out.insert(kind, stripped);
-    *update = Value::Object(out);
+    let at = |key: &str| format!("{kind}.{key}");
+    let paths = ["message_id", "text", "caption", "chat.id"].map(at);
+    let mut paths: Vec<&str> = paths.iter().map(String::as_str).collect();
+    paths.push("update_id");
+    *update = answers::keep(update, &paths);
 }
 
 fn bot_user(token: &str) -> Value {
