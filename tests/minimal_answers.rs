@@ -10,9 +10,10 @@ use std::time::Duration;
 
 use serde_json::json;
 use support::fake_discord::{FakeDiscord, GwFault};
+use support::fake_slack::FakeSlack;
 use support::fake_telegram::FakeTelegram;
 use support::telegram::{TOKEN, call, next_message, polling_agent, start, wait_state, wait_status};
-use support::{Watchdog, discord};
+use support::{Watchdog, discord, slack};
 
 const S10: Duration = Duration::from_secs(10);
 
@@ -183,4 +184,40 @@ fn discord_skips_an_incomplete_message_and_delivers_the_next() {
     let s = discord::status(&mut agent);
     assert_eq!(s["state"], "running", "{s}");
     assert_eq!(s["lastError"], format!("{want}; skipped"), "{s}");
+}
+
+#[test]
+fn slack_runs_delivers_and_sends_on_minimal_answers() {
+    let _w = Watchdog::new("slack minimal answers", Duration::from_secs(40));
+    let fake = FakeSlack::start();
+    fake.minimal_answers(true);
+    let (_home, gw) = slack::start(&fake, json!({}), &[]);
+    let mut agent = slack::connected_agent(&gw, &fake);
+    let s = slack::wait_state(&mut agent, "running", S10);
+    assert_eq!(s["lastError"], json!(null), "{s}");
+    fake.push_message("D1", "U42", "hello from an emulator");
+    let m = next_message(&mut agent, S10);
+    assert_eq!(m["text"], "hello from an emulator");
+    assert_eq!(m["chatType"], "im");
+    let r = call(
+        &mut agent,
+        "s1",
+        "channels.send",
+        json!({"channel": "slack", "to": "D1", "text": "hi back"}),
+    );
+    assert_eq!(r["result"]["messageIds"].as_array().map(Vec::len), Some(1), "{r}");
+}
+
+#[test]
+fn slack_auth_test_without_user_id_names_the_field() {
+    let _w = Watchdog::new("slack auth.test without user_id", Duration::from_secs(30));
+    let fake = FakeSlack::start();
+    fake.omit_field("auth.test", "user_id");
+    let (_home, gw) = slack::start(&fake, json!({}), &[]);
+    let mut agent = gw.client(None, "agent", "operator");
+    let s = slack::wait_state(&mut agent, "backoff", S10);
+    assert_eq!(
+        s["lastError"], r#"auth.test: auth.test answer has no "user_id""#,
+        "{s}"
+    );
 }
