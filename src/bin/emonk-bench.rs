@@ -10,6 +10,9 @@
 //! Goals are checked here, never by timed tests in CI. Each figure lives in its own module
 //! under `src/bin/emonk_bench/`; the fake Telegram Bot API is the integration tests' own.
 
+#[allow(dead_code)] // the fake Telegram shapes its answers with a part of it
+#[path = "../../tests/support/answers.rs"]
+mod answers;
 #[path = "emonk_bench/baseline.rs"]
 mod baseline;
 #[path = "emonk_bench/client.rs"]

@@ -12,6 +12,7 @@
 
 pub mod calls;
 pub mod discord;
+pub mod fields;
 pub mod http;
 pub mod outbound;
 pub mod slack;

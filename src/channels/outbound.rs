@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::channels::calls::CallId;
+use crate::channels::fields::Fields;
 use crate::protocol::{ErrorBody, ErrorCode};
 
 /// Destinations served at once.
@@ -55,9 +56,11 @@ impl<X> Job<X> {
         }
     }
 
-    /// The part went out as `message_id`. True when it was the last part.
-    pub fn part_sent(&mut self, message_id: String) -> bool {
-        self.message_ids.push(message_id);
+    /// The part went out as `message_id`. True when it was the last part. `None`: the
+    /// platform said it was sent but gave no usable id; the part counts as sent (sending it
+    /// again would post it twice) and is missing from `message_ids`.
+    pub fn part_sent(&mut self, message_id: impl Into<Option<String>>) -> bool {
+        self.message_ids.extend(message_id.into());
         self.next += 1;
         self.next >= self.parts.len()
     }
@@ -77,16 +80,30 @@ impl<X> Job<X> {
 
     /// The job's error: `body`, saying what was sent already when parts went out.
     pub fn failure(&self, mut body: ErrorBody) -> ErrorBody {
-        if !self.message_ids.is_empty() {
+        if self.next > 0 {
             body.message = format!(
                 "{} (after sending {} of {} parts, message ids {})",
                 body.message,
-                self.message_ids.len(),
+                self.next,
                 self.parts.len(),
                 self.message_ids.join(",")
             );
         }
         body
+    }
+}
+
+/// The id of a message the platform says it sent, read at `path` of its answer (`answer`
+/// names the call). An answer without it gives `None` and a warning naming the field: the
+/// message went out, so the send still succeeds (failing it would invite a retry that posts
+/// it twice), only without that id in `messageIds`.
+pub fn sent_id(channel: &str, answer: Fields<'_>, path: &str) -> Option<String> {
+    match answer.id(path) {
+        Ok(id) => Some(id),
+        Err(missing) => {
+            log::warn!("{channel}: {missing}; the message was sent, but its id is not in messageIds");
+            None
+        }
     }
 }
 
@@ -183,5 +200,31 @@ impl<X, L> Outbound<X, L> {
             .chain(self.waiting.drain(..))
             .map(|j| (j.id, Err(body.clone())))
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// A platform that says "sent" without an id: the part is not sent again, and a later
+    /// failure still counts it.
+    #[test]
+    fn a_part_sent_without_an_id_counts_as_sent() {
+        let parts = vec!["a".to_owned(), "b".to_owned(), "c".to_owned()];
+        let mut job = Job::new(1, "chat".into(), parts, (), Instant::now());
+        let answer = json!({"ok": true});
+        assert!(!job.part_sent(sent_id("test", Fields::new("send answer", &answer), "id")));
+        let answer = json!({"id": 7});
+        assert!(!job.part_sent(sent_id("test", Fields::new("send answer", &answer), "id")));
+        assert_eq!(job.message_ids, ["7"]);
+        let body = job.failure(ErrorBody::new(ErrorCode::Unavailable, "down"));
+        assert!(
+            body.message.contains("after sending 2 of 3 parts"),
+            "{}",
+            body.message
+        );
+        assert!(job.part_sent(None), "the last part");
     }
 }

@@ -28,6 +28,7 @@ use tungstenite::protocol::CloseFrame;
 use tungstenite::protocol::frame::coding::CloseCode;
 use tungstenite::{Message, WebSocket};
 
+use super::answers::{self, Omitted};
 use super::fake_server::{Server, Watched, deref_to_watched, local_listener};
 use super::fake_telegram::read_request;
 
@@ -114,6 +115,11 @@ struct State {
     send_times: Vec<Instant>,
     send_faults: VecDeque<SendFault>,
     revoked: bool,
+    /// Answers and frames stripped to what a minimal emulator sends (see
+    /// [`FakeDiscord::minimal_answers`]).
+    minimal: bool,
+    /// Fields left out: see [`FakeDiscord::omit_field`].
+    omitted: Omitted,
 }
 
 impl FakeDiscord {
@@ -191,6 +197,22 @@ impl FakeDiscord {
         st.dispatch("MESSAGE_CREATE", d);
         self.shared.notify();
         id
+    }
+
+    /// Strip answers and frames to what a minimal third-party emulator sends, fewer fields
+    /// than Discord documents: `/gateway/bot` only `url`; Hello only
+    /// `d.heartbeat_interval`; heartbeat ACKs only `op`; READY only `user.id` and
+    /// `session_id` (no username, no `resume_gateway_url`); MESSAGE_CREATE only `id`,
+    /// `channel_id`, `author.id`, `content` and `guild_id`; a created message only `id`.
+    pub fn minimal_answers(&self, on: bool) {
+        self.shared.lock().minimal = on;
+    }
+
+    /// Leave the field at dotted `path` out of `answer`: `"gateway/bot"`, `"create message"`,
+    /// or a dispatch name (`"READY"`, `"MESSAGE_CREATE"`). Dispatches are shaped when they
+    /// are made, so call this before.
+    pub fn omit_field(&self, answer: &str, path: &str) {
+        self.shared.lock().omitted.add(answer, path);
     }
 
     /// A fault for the live connection (applied in order, one per loop turn).
@@ -293,10 +315,30 @@ impl State {
     /// Append a dispatch to the session log (dropped when there is no session, as Discord
     /// has nobody to send it to).
     fn dispatch(&mut self, t: &str, d: Value) {
+        let minimal: &[&str] = match t {
+            "READY" => &["user.id", "session_id"],
+            "MESSAGE_CREATE" => &["id", "channel_id", "author.id", "content", "guild_id"],
+            _ => &[],
+        };
+        let d = self.shape(t, d, minimal);
         if let Some(session) = &mut self.session {
             let s = session.log.len() + 1;
             session.log.push(json!({"op": 0, "t": t, "s": s, "d": d}));
         }
+    }
+}
+
+impl State {
+    /// `value` as this server sends `answer`: only the `minimal` paths in minimal mode (none
+    /// given: as is), and without the omitted fields.
+    fn shape(&self, answer: &str, value: Value, minimal: &[&str]) -> Value {
+        let mut value = if self.minimal && !minimal.is_empty() {
+            answers::keep(&value, minimal)
+        } else {
+            value
+        };
+        self.omitted.apply(answer, &mut value);
+        value
     }
 }
 
@@ -332,11 +374,9 @@ fn serve_http(shared: &Arc<Shared>, stream: TcpStream) {
                 Reply::json(401, json!({"code": 0, "message": "401: Unauthorized"}))
             } else if method_get {
                 st.gateway_bot_calls += 1;
-                Reply::json(
-                    200,
-                    json!({"url": st.ws_url, "shards": 1, "session_start_limit":
-                           {"total": 1000, "remaining": 999, "reset_after": 14_400_000, "max_concurrency": 1}}),
-                )
+                let answer = json!({"url": st.ws_url, "shards": 1, "session_start_limit":
+                       {"total": 1000, "remaining": 999, "reset_after": 14_400_000, "max_concurrency": 1}});
+                Reply::json(200, st.shape("gateway/bot", answer, &["url"]))
             } else if let Some(channel) = request
                 .target
                 .split("/channels/")
@@ -444,7 +484,8 @@ fn create_message(st: &mut State, channel: &str, body: &[u8]) -> Reply {
         ("X-RateLimit-Reset-After".to_owned(), "1.000".to_owned()),
         ("X-RateLimit-Bucket".to_owned(), format!("bucket-{channel}")),
     ];
-    Reply(Some((200, headers, message.to_string())))
+    let answer = st.shape("create message", message, &["id"]);
+    Reply(Some((200, headers, answer.to_string())))
 }
 
 // ---- Gateway ----
@@ -460,10 +501,12 @@ fn serve_ws(shared: &Arc<Shared>, stream: TcpStream) {
         let mut st = shared.lock();
         st.connections += 1;
         st.next_conn += 1;
-        (
-            st.next_conn,
-            json!({"op": 10, "s": null, "t": null, "d": {"heartbeat_interval": st.heartbeat_ms}}),
-        )
+        let hello = if st.minimal {
+            json!({"op": 10, "d": {"heartbeat_interval": st.heartbeat_ms}})
+        } else {
+            json!({"op": 10, "s": null, "t": null, "d": {"heartbeat_interval": st.heartbeat_ms}})
+        };
+        (st.next_conn, hello)
     };
     shared.notify();
     if send(&mut ws, &hello).is_err() {
@@ -549,10 +592,15 @@ fn serve_ws(shared: &Arc<Shared>, stream: TcpStream) {
         };
         let d = &frame["d"];
         match frame["op"].as_u64() {
-            Some(1)
-                if !zombie && send(&mut ws, &json!({"op": 11, "d": null, "s": null, "t": null})).is_err() =>
-            {
-                return;
+            Some(1) if !zombie => {
+                let ack = if shared.lock().minimal {
+                    json!({"op": 11})
+                } else {
+                    json!({"op": 11, "d": null, "s": null, "t": null})
+                };
+                if send(&mut ws, &ack).is_err() {
+                    return;
+                }
             }
             Some(2) => {
                 let mut st = shared.lock();

@@ -30,6 +30,7 @@ use serde_json::{Value, json};
 use tungstenite::Message;
 use tungstenite::handshake::server::{ErrorResponse, Request as WsRequest, Response as WsResponse};
 
+use super::answers::{self, Omitted};
 use super::fake_server::{Server, Watched, deref_to_watched, local_listener};
 use super::fake_telegram::read_request;
 
@@ -95,6 +96,11 @@ struct State {
     sent: Vec<(Instant, Value)>,
     requests: Vec<(String, Value)>,
     faults: HashMap<String, VecDeque<Fault>>,
+    /// Answers and frames stripped to what a minimal emulator sends (see
+    /// [`FakeSlack::minimal_answers`]).
+    minimal: bool,
+    /// Fields left out: see [`FakeSlack::omit_field`].
+    omitted: Omitted,
 }
 
 struct Shared {
@@ -131,6 +137,8 @@ impl FakeSlack {
                 sent: Vec::new(),
                 requests: Vec::new(),
                 faults: HashMap::new(),
+                minimal: false,
+                omitted: Omitted::default(),
             }),
             ws_addr,
         });
@@ -182,12 +190,48 @@ impl FakeSlack {
         if event.get("ts").is_none() {
             event["ts"] = json!(ts);
         }
+        if st.minimal {
+            let event = answers::keep(
+                &event,
+                &[
+                    "type",
+                    "subtype",
+                    "channel",
+                    "user",
+                    "text",
+                    "ts",
+                    "thread_ts",
+                    "message",
+                ],
+            );
+            let mut envelope =
+                json!({"envelope_id": format!("env-{n}"), "type": "events_api", "payload": {"event": event}});
+            st.omitted.apply("envelope", &mut envelope);
+            return envelope;
+        }
         if event.get("event_ts").is_none() {
             event["event_ts"] = event["ts"].clone();
         }
-        json!({"envelope_id": format!("env-{n}"), "type": "events_api", "accepts_response_payload": false,
+        let mut envelope = json!({"envelope_id": format!("env-{n}"), "type": "events_api", "accepts_response_payload": false,
             "payload": {"team_id": "T1", "api_app_id": "A1", "type": "event_callback",
-                "event_id": format!("Ev{n:06}"), "event_time": n, "event": event}})
+                "event_id": format!("Ev{n:06}"), "event_time": n, "event": event}});
+        st.omitted.apply("envelope", &mut envelope);
+        envelope
+    }
+
+    /// Strip answers and frames to what a minimal third-party emulator sends, fewer fields
+    /// than Slack documents: `auth.test` only `ok` and `user_id` (no `bot_id`, `user`,
+    /// `team`), `chat.postMessage` only `ok` and `ts`, `hello` only its `type`, and envelopes
+    /// only `envelope_id`, `type` and `payload.event` (no `event_id`, no `channel_type`, no
+    /// `event_ts`).
+    pub fn minimal_answers(&self, on: bool) {
+        self.lock().minimal = on;
+    }
+
+    /// Leave the field at dotted `path` out of `answer`: a Web API method, or `"envelope"`
+    /// (paths from the envelope: `payload.event.user`) for envelopes built from now on.
+    pub fn omit_field(&self, answer: &str, path: &str) {
+        self.lock().omitted.add(answer, path);
     }
 
     /// Send `frame` on socket `id` now (for a redelivery the client already acked, or an
@@ -386,7 +430,6 @@ fn handle_http(
     let mut st = shared.lock();
     st.requests.push((method.clone(), body.clone()));
     shared.notify();
-    let ok = |v: Value| (200, Vec::new(), v.to_string());
     let err = |e: &str| (200, Vec::new(), json!({"ok": false, "error": e}).to_string());
     if let Some(fault) = st.faults.get_mut(&method).and_then(VecDeque::pop_front) {
         return match fault {
@@ -410,15 +453,19 @@ fn handle_http(
         Some(_) => {}
     }
     match method.as_str() {
-        "auth.test" => ok(
+        "auth.test" => answer(
+            &st,
+            &method,
             json!({"ok": true, "url": "https://fake.slack.com/", "team": "Fake Team",
             "user": "emonk", "team_id": "T1", "user_id": BOT_USER, "bot_id": BOT_ID}),
+            &["ok", "user_id"],
         ),
         "apps.connections.open" => {
             st.next_ticket += 1;
             let ticket = format!("ticket-{}", st.next_ticket);
             st.tickets.insert(ticket.clone());
-            ok(json!({"ok": true, "url": format!("ws://{}/link/?ticket={ticket}&app_id=A1", shared.ws_addr)}))
+            let url = format!("ws://{}/link/?ticket={ticket}&app_id=A1", shared.ws_addr);
+            answer(&st, &method, json!({"ok": true, "url": url}), &["ok", "url"])
         }
         _ => {
             let channel = body["channel"].as_str().unwrap_or("");
@@ -447,9 +494,18 @@ fn handle_http(
             let mut recorded = body.clone();
             recorded["ts"] = json!(ts);
             st.sent.push((Instant::now(), recorded));
-            ok(json!({"ok": true, "channel": channel, "ts": ts, "message": message}))
+            let full = json!({"ok": true, "channel": channel, "ts": ts, "message": message});
+            answer(&st, &method, full, &["ok", "ts"])
         }
     }
+}
+
+/// A successful answer to `method` as this server gives it: only the `minimal` fields in
+/// minimal mode, and without the omitted ones.
+fn answer(st: &State, method: &str, v: Value, minimal: &[&str]) -> (u16, Vec<(String, String)>, String) {
+    let mut v = if st.minimal { answers::keep(&v, minimal) } else { v };
+    st.omitted.apply(method, &mut v);
+    (200, Vec::new(), v.to_string())
 }
 
 // ---- Socket Mode ----
@@ -496,9 +552,13 @@ fn serve_socket(shared: &Arc<Shared>, stream: TcpStream) {
         id
     };
     let _ = ws.get_ref().set_read_timeout(Some(Duration::from_millis(20)));
-    let hello = json!({"type": "hello", "num_connections": 1,
-        "debug_info": {"host": "fake-slack", "approximate_connection_time": 18060},
-        "connection_info": {"app_id": "A1"}});
+    let hello = if shared.lock().minimal {
+        json!({"type": "hello"})
+    } else {
+        json!({"type": "hello", "num_connections": 1,
+            "debug_info": {"host": "fake-slack", "approximate_connection_time": 18060},
+            "connection_info": {"app_id": "A1"}})
+    };
     let mut by_client = false;
     let mut silent = false;
     if ws.send(Message::text(hello.to_string())).is_ok() {

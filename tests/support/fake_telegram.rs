@@ -21,6 +21,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde_json::{Map, Value, json};
 
+use super::answers::{self, Omitted};
 use super::fake_server::{Server, Watched, deref_to_watched, local_listener};
 
 /// The 409 the older of two concurrent `getUpdates` gets.
@@ -107,6 +108,11 @@ struct State {
     faults: HashMap<String, VecDeque<Fault>>,
     /// Faults applied to every request of a method once the scripted ones are used up.
     persistent: HashMap<String, Fault>,
+    /// Answers stripped to what a minimal Bot API emulator sends (see
+    /// [`FakeTelegram::minimal_answers`]).
+    minimal: bool,
+    /// Result fields left out of successful answers, by method (canonical spelling).
+    omitted: Omitted,
 }
 
 /// What to send back.
@@ -146,6 +152,8 @@ impl FakeTelegram {
                 requests: Vec::new(),
                 faults: HashMap::new(),
                 persistent: HashMap::new(),
+                minimal: false,
+                omitted: Omitted::default(),
             }),
             handovers: Mutex::new(None),
         });
@@ -270,6 +278,21 @@ impl FakeTelegram {
     pub fn fail_always(&self, method: &str, fault: Fault) {
         let mut st = self.shared.lock();
         st.persistent.insert(method.to_ascii_lowercase(), fault);
+    }
+
+    /// Strip every successful answer to what a minimal third-party Bot API emulator sends,
+    /// fewer fields than Telegram documents as always present: `getMe` only `id` (no
+    /// `is_bot`, `first_name`, `username`), `deleteWebhook` no `result`, `sendMessage` only
+    /// `message_id`, and each message update only `update_id`, `message_id`, the chat's `id`
+    /// and the text (no `date`, no chat `type`, no `from`).
+    pub fn minimal_answers(&self, on: bool) {
+        self.shared.lock().minimal = on;
+    }
+
+    /// Leave `field` out of the result of every successful answer to `method` (canonical
+    /// spelling), e.g. `("getMe", "id")`: an answer that lacks something the client needs.
+    pub fn omit_field(&self, method: &str, field: &str) {
+        self.shared.lock().omitted.add(method, field);
     }
 
     /// Stop the persistent fault of `method`.
@@ -764,7 +787,10 @@ fn handle(shared: &Shared, request: &Request) -> Reply {
     }
     let result = match method {
         "getMe" => Ok(bot_user(&shared.token)),
-        "getUpdates" => return get_updates(shared, &params, ignore_timeout),
+        "getUpdates" => {
+            let reply = get_updates(shared, &params, ignore_timeout);
+            return shape(&shared.lock(), method, reply);
+        }
         "sendMessage" => send_message(&mut shared.lock(), &params, bot_user(&shared.token)),
         "deleteWebhook" => {
             let mut st = shared.lock();
@@ -795,9 +821,51 @@ fn handle(shared: &Shared, request: &Request) -> Reply {
         _ => Err(error(404, "Not Found")),
     };
     match result {
-        Ok(value) => ok(value),
+        Ok(value) => shape(&shared.lock(), method, ok(value)),
         Err(reply) => reply,
     }
+}
+
+/// A successful answer as the configured server would give it: minimal, and without the
+/// omitted fields.
+fn shape(st: &State, method: &str, reply: Reply) -> Reply {
+    let Reply::Json(200, mut body) = reply else {
+        return reply;
+    };
+    if st.minimal {
+        match method {
+            "getMe" => body["result"] = answers::keep(&body["result"], &["id"]),
+            "sendMessage" => body["result"] = answers::keep(&body["result"], &["message_id"]),
+            "deleteWebhook" => {
+                if let Some(b) = body.as_object_mut() {
+                    b.remove("result");
+                }
+            }
+            "getUpdates" => {
+                if let Some(updates) = body["result"].as_array_mut() {
+                    updates.iter_mut().for_each(minimal_update);
+                }
+            }
+            _ => {}
+        }
+    }
+    st.omitted.apply(method, &mut body["result"]);
+    Reply::Json(200, body)
+}
+
+/// An update stripped to `update_id` and, for a message, its id, chat id and text.
+fn minimal_update(update: &mut Value) {
+    let Some(kind) = update_kind(update)
+        .filter(|k| ["message", "edited_message", "channel_post", "edited_channel_post"].contains(k))
+        .map(str::to_owned)
+    else {
+        return;
+    };
+    let at = |key: &str| format!("{kind}.{key}");
+    let paths = ["message_id", "text", "caption", "chat.id"].map(at);
+    let mut paths: Vec<&str> = paths.iter().map(String::as_str).collect();
+    paths.push("update_id");
+    *update = answers::keep(update, &paths);
 }
 
 fn bot_user(token: &str) -> Value {

@@ -9,13 +9,15 @@
 //! only [`RestError::Connect`] (the request surely never left) and [`RestError::RateLimited`]
 //! may be retried without risking a duplicate message. Rate-limit headers come back with
 //! every answer ([`RateInfo`]) so the sender can wait per bucket before Discord says 429.
-//! The token never appears in an error text or in `Debug`.
+//! The token never appears in an error text or in `Debug`. Answers are read leniently: only
+//! the fields used are required, and a missing one is [`RestError::Incomplete`], naming it.
 
 use std::fmt;
 use std::time::Duration;
 
 use serde_json::Value;
 
+use crate::channels::fields::{Fields, Missing};
 use crate::channels::http::{self, Transport, classify_transport, with_timeouts};
 use crate::protocol::{ErrorBody, ErrorCode};
 
@@ -78,6 +80,9 @@ pub enum RestError {
     Network(String),
     /// Not the JSON Discord sends.
     Malformed(String),
+    /// The answer lacks a field the connector needs, named in the text: the server does
+    /// not speak the API as the connector uses it. Retrying waits for it to be fixed.
+    Incomplete(Missing),
 }
 
 impl RestError {
@@ -105,7 +110,9 @@ impl RestError {
             RestError::Server { .. } | RestError::Connect(_) | RestError::Network(_) => {
                 ErrorBody::retryable(ErrorCode::Unavailable, message, None)
             }
-            RestError::Malformed(_) => ErrorBody::new(ErrorCode::Unavailable, message),
+            RestError::Malformed(_) | RestError::Incomplete(_) => {
+                ErrorBody::new(ErrorCode::Unavailable, message)
+            }
         }
     }
 }
@@ -135,6 +142,7 @@ impl fmt::Display for RestError {
             RestError::Connect(t) => write!(f, "cannot connect: {t}"),
             RestError::Network(t) => write!(f, "request failed after sending, outcome unknown: {t}"),
             RestError::Malformed(t) => write!(f, "malformed response: {t}"),
+            RestError::Incomplete(missing) => missing.fmt(f),
         }
     }
 }
@@ -176,21 +184,7 @@ impl RestApi {
     /// `GET /gateway/bot`.
     pub fn gateway_bot(&self, timeout: Duration) -> Result<GatewayBot, RestError> {
         let (result, _) = self.call("GET", "/gateway/bot", None, timeout);
-        let v = result?;
-        let url = v
-            .get("url")
-            .and_then(Value::as_str)
-            .filter(|u| u.starts_with("ws://") || u.starts_with("wss://"))
-            .ok_or_else(|| RestError::Malformed("gateway/bot without a ws(s):// url".into()))?;
-        let limit = v.get("session_start_limit");
-        Ok(GatewayBot {
-            url: url.to_owned(),
-            remaining: limit.and_then(|l| l.get("remaining")).and_then(Value::as_u64),
-            reset_after: limit
-                .and_then(|l| l.get("reset_after"))
-                .and_then(Value::as_u64)
-                .map(Duration::from_millis),
-        })
+        gateway_bot_from(&result?)
     }
 
     /// `POST /channels/{channel}/messages` with `body`; the created message, and the
@@ -285,6 +279,26 @@ impl RestApi {
             other => other,
         }
     }
+}
+
+/// Read a `GET /gateway/bot` answer: `url` is needed, the session start limit is used when
+/// it is there (`shards` and the rest are not used).
+pub fn gateway_bot_from(v: &Value) -> Result<GatewayBot, RestError> {
+    let f = Fields::new("GET /gateway/bot answer", v);
+    let url = f.str("url").map_err(RestError::Incomplete)?;
+    if !(url.starts_with("ws://") || url.starts_with("wss://")) {
+        return Err(RestError::Malformed(format!(
+            "GET /gateway/bot answer has \"url\" {:?}, not a ws:// or wss:// URL",
+            truncate(url)
+        )));
+    }
+    let number = |path| f.get(path).and_then(Value::as_f64).filter(|n| *n >= 0.0);
+    Ok(GatewayBot {
+        url: url.to_owned(),
+        remaining: number("session_start_limit.remaining").map(|n| n as u64),
+        reset_after: number("session_start_limit.reset_after")
+            .map(|ms| Duration::from_secs_f64(ms.min(86_400_000.0) / 1000.0)),
+    })
 }
 
 /// A seconds value as Discord writes it (`"1.5"`, `"0.250"`, `"3"`); `None` if negative or
@@ -432,6 +446,29 @@ mod tests {
         assert!(
             matches!(e, RestError::RateLimited { retry_after, .. } if retry_after == DEFAULT_RETRY_AFTER)
         );
+    }
+
+    #[test]
+    fn gateway_bot_needs_only_a_ws_url() {
+        let g = gateway_bot_from(&json!({"url": "wss://gateway.discord.gg"})).unwrap();
+        assert_eq!(
+            g,
+            GatewayBot {
+                url: "wss://gateway.discord.gg".into(),
+                remaining: None,
+                reset_after: None
+            }
+        );
+        let g = gateway_bot_from(&json!({"url": "ws://127.0.0.1:1", "shards": "x",
+            "session_start_limit": {"remaining": 0, "reset_after": 1500.0}}))
+        .unwrap();
+        assert_eq!(g.remaining, Some(0));
+        assert_eq!(g.reset_after, Some(Duration::from_millis(1500)));
+        let e = gateway_bot_from(&json!({"shards": 1})).unwrap_err();
+        assert_eq!(e.to_string(), r#"GET /gateway/bot answer has no "url""#);
+        assert_eq!(e.to_error_body().code, ErrorCode::Unavailable);
+        let e = gateway_bot_from(&json!({"url": "https://x"})).unwrap_err();
+        assert!(e.to_string().contains("not a ws:// or wss:// URL"), "{e}");
     }
 
     #[test]

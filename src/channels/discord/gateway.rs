@@ -37,6 +37,7 @@ use tungstenite::{HandshakeError, Message, WebSocket};
 
 use super::api::{RestApi, RestError};
 use crate::backoff::Backoff;
+use crate::channels::fields::{Fields, Missing};
 
 /// GUILD_MESSAGES | DIRECT_MESSAGES | MESSAGE_CONTENT.
 pub const INTENTS: u64 = (1 << 9) | (1 << 12) | (1 << 15);
@@ -63,8 +64,13 @@ const MAX_WRITE_BUFFER: usize = 1024 * 1024;
 /// What the gateway thread tells the connector.
 #[derive(Debug)]
 pub enum GwEvent {
-    /// READY: a new session.
-    Ready { user_id: String, username: String },
+    /// READY: a new session. `warning`: what the READY lacked that the session can do
+    /// without (its `session_id`: it cannot be resumed), for `lastError`.
+    Ready {
+        user_id: String,
+        username: Option<String>,
+        warning: Option<String>,
+    },
     /// RESUMED: the session goes on; missed events were replayed before this.
     Resumed,
     /// A MESSAGE_CREATE `d`.
@@ -374,7 +380,11 @@ impl Client {
                     "discord: GET /gateway/bot failed: {e}; retrying in {:.1}s",
                     wait.as_secs_f64()
                 );
-                self.trouble(format!("GET /gateway/bot: {e}"));
+                self.trouble(match e {
+                    // Its text names the call already.
+                    RestError::Incomplete(_) => e.to_string(),
+                    _ => format!("GET /gateway/bot: {e}"),
+                });
                 if self.pause(wait) {
                     Ok(None)
                 } else {
@@ -397,7 +407,7 @@ impl Client {
                 return ended(Next::Resume, false);
             }
         };
-        let ended = self.session_loop(&mut ws, resume);
+        let ended = self.session_loop(&mut ws, url, resume);
         // Best effort: the peer may be gone already.
         let _ = ws.flush();
         if let Some(s) = self.socket.lock().expect("socket lock").take() {
@@ -476,7 +486,8 @@ impl Client {
         let _ = ws.flush();
     }
 
-    fn session_loop(&mut self, ws: &mut Ws, resume: bool) -> Ended {
+    /// Hello, Identify or Resume, then events, on the connection to `url`.
+    fn session_loop(&mut self, ws: &mut Ws, url: &str, resume: bool) -> Ended {
         // Hello.
         let hello_deadline = Instant::now() + HELLO_TIMEOUT;
         let interval = loop {
@@ -490,6 +501,8 @@ impl Client {
             }
             match read(ws) {
                 Read::Frame(v) if v["op"] == 10 => {
+                    // Without an interval, Discord's usual one: a Hello that lacks it still
+                    // starts the session.
                     let ms = v["d"]["heartbeat_interval"].as_u64().unwrap_or(41_250).max(100);
                     break Duration::from_millis(ms);
                 }
@@ -548,20 +561,22 @@ impl Client {
                         self.seq = Some(s);
                     }
                     match frame["t"].as_str() {
-                        Some("READY") => {
-                            let d = &frame["d"];
-                            let text = |v: &Value| v.as_str().unwrap_or_default().to_owned();
-                            self.session = Some(Session {
-                                id: text(&d["session_id"]),
-                                resume_url: text(&d["resume_gateway_url"]),
-                            });
-                            self.failed_resumes = 0;
-                            established = true;
-                            self.emit(GwEvent::Ready {
-                                user_id: text(&d["user"]["id"]),
-                                username: text(&d["user"]["username"]),
-                            });
-                        }
+                        Some("READY") => match self.ready(&frame["d"], url) {
+                            Ok(event) => {
+                                self.failed_resumes = 0;
+                                established = true;
+                                self.emit(event);
+                            }
+                            Err(missing) => {
+                                log::warn!(
+                                    "discord: {missing}, so the bot's own messages cannot be told apart; starting a new session"
+                                );
+                                self.trouble(format!("{missing}; starting a new session"));
+                                // 1000: this session is of no use, nothing should resume it.
+                                self.close(ws, 1000, "incomplete READY");
+                                return ended(Next::Identify, false);
+                            }
+                        },
                         Some("RESUMED") => {
                             log::info!("discord: session resumed");
                             self.failed_resumes = 0;
@@ -604,6 +619,36 @@ impl Client {
                 _ => {}
             }
         }
+    }
+
+    /// Take in a READY `d` received on the connection to `url`. The bot's `user.id` is
+    /// needed (its own messages arrive too and must be skipped); without a `session_id` the
+    /// session works but cannot be resumed, so a disconnect identifies anew; without a
+    /// `resume_gateway_url` (older gateways) it resumes at `url`.
+    fn ready(&mut self, d: &Value, url: &str) -> Result<GwEvent, Missing> {
+        let d = Fields::new("READY", d);
+        let user_id = d.id("user.id")?;
+        let warning = match d.str("session_id") {
+            Ok(id) => {
+                self.session = Some(Session {
+                    id: id.to_owned(),
+                    resume_url: d.opt_str("resume_gateway_url").unwrap_or(url).to_owned(),
+                });
+                None
+            }
+            Err(missing) => {
+                log::warn!(
+                    "discord: {missing}; the session cannot be resumed, a new one is started after a disconnect"
+                );
+                self.session = None;
+                Some(format!("{missing}; the session cannot be resumed"))
+            }
+        };
+        Ok(GwEvent::Ready {
+            user_id,
+            username: d.opt_str("user.username").map(str::to_owned),
+            warning,
+        })
     }
 
     fn closed(&mut self, code: Option<u16>, established: bool) -> Ended {

@@ -1,5 +1,11 @@
 //! Discord MESSAGE_CREATE payloads to the contract's `channel.message` params.
 //!
+//! Required are only the fields needed to deliver a message: `id` (the spool sequence and
+//! `messageId`), `channel_id` and `author.id`. Everything else is optional (`type` counts as
+//! 0, a missing `timestamp` is read from the snowflake, `content` as empty), so a gateway
+//! emulator that sends less than Discord documents still works. An event that lacks a needed
+//! field is [`Normalized::Incomplete`], naming it.
+//!
 //! Choices the contract leaves open, and why:
 //! - `chatId` is the `channel_id`, which is what `channels.send` takes as `to`. For a message
 //!   in a thread it is the thread's channel id, so a reply lands in the thread.
@@ -7,7 +13,7 @@
 //!   else `"guild"`.
 //! - `threadId` is null: the event does not say whether its channel is a thread, and the
 //!   thread already is the chat.
-//! - `from.name` is the display name (`global_name`), else the username.
+//! - `from.name` is the display name (`global_name`), else the username, else the id.
 //! - `replyTo` is `message_reference.message_id` of a reply (a reference of type 0 or
 //!   without a type; forwards, type 1, are not replies).
 //! - Only user-written messages (type 0 DEFAULT and 19 REPLY) are considered; joins, pins,
@@ -15,6 +21,8 @@
 //! - `ts` is the `timestamp` in unix ms.
 
 use serde_json::{Map, Value, json};
+
+use crate::channels::fields::{Fields, Missing};
 
 /// The outcome for one MESSAGE_CREATE.
 #[derive(Clone, Debug, PartialEq)]
@@ -34,39 +42,38 @@ pub enum Normalized {
     /// sticker, poll) carries it: what Discord sends when the bot lacks the privileged
     /// MESSAGE_CONTENT intent.
     NoContent { sender_id: String },
+    /// An event that lacks a field needed to deliver it (`Missing` names the field and the
+    /// message id, when there is one).
+    Incomplete(Missing),
 }
 
 /// Map one MESSAGE_CREATE `d` for the bot `bot_id`.
 pub fn normalize(d: &Value, bot_id: Option<&str>) -> Normalized {
-    let s = |v: &Value, key: &str| v.get(key).and_then(Value::as_str).map(str::to_owned);
-    let Some(id_text) = s(d, "id") else {
-        return Normalized::Skip("message without id");
+    let what = match Fields::new("", d).opt_id("id") {
+        Some(id) => format!("MESSAGE_CREATE {id}"),
+        None => "a MESSAGE_CREATE".to_owned(),
     };
-    let Ok(id) = id_text.parse::<u64>() else {
-        return Normalized::Skip("message id is not a snowflake");
-    };
-    let Some(author) = d.get("author") else {
-        return Normalized::Skip("message without author");
-    };
-    let Some(sender_id) = s(author, "id") else {
-        return Normalized::Skip("author without id");
-    };
+    message(Fields::new(&what, d), bot_id).unwrap_or_else(Normalized::Incomplete)
+}
+
+fn message(d: Fields<'_>, bot_id: Option<&str>) -> Result<Normalized, Missing> {
+    let id_text = d.id("id")?;
+    let id = d.parse("id", "a snowflake", |_| id_text.parse::<u64>().ok())?;
+    let sender_id = d.id("author.id")?;
     if bot_id == Some(sender_id.as_str()) {
-        return Normalized::Own;
+        return Ok(Normalized::Own);
     }
     let kind = d.get("type").and_then(Value::as_u64).unwrap_or(0);
     if kind != 0 && kind != 19 {
-        return Normalized::Skip("not a user message");
+        return Ok(Normalized::Skip("not a user message"));
     }
-    let Some(channel_id) = s(d, "channel_id") else {
-        return Normalized::Skip("message without channel_id");
-    };
-    let text = s(d, "content").unwrap_or_default();
+    let channel_id = d.id("channel_id")?;
+    let text = d.opt_str("content").unwrap_or_default().to_owned();
     if text.is_empty() {
         let non_empty = |key: &str| match d.get(key) {
             Some(Value::Array(a)) => !a.is_empty(),
-            Some(Value::Null) | None => false,
             Some(_) => true,
+            None => false,
         };
         let carried = [
             "attachments",
@@ -78,25 +85,28 @@ pub fn normalize(d: &Value, bot_id: Option<&str>) -> Normalized {
         ]
         .iter()
         .any(|k| non_empty(k));
-        let bot_author = author.get("bot").and_then(Value::as_bool) == Some(true);
+        let bot_author = d.get("author.bot").and_then(Value::as_bool) == Some(true);
         if carried || bot_author {
-            return Normalized::Skip("no text");
+            return Ok(Normalized::Skip("no text"));
         }
-        return Normalized::NoContent { sender_id };
+        return Ok(Normalized::NoContent { sender_id });
     }
-    let username = s(author, "username");
-    let name = s(author, "global_name")
+    let username = d.opt_str("author.username").map(str::to_owned);
+    let name = d
+        .opt_str("author.global_name")
         .filter(|n| !n.is_empty())
+        .map(str::to_owned)
         .or_else(|| username.clone())
         .unwrap_or_else(|| sender_id.clone());
     let reply_to = d
         .get("message_reference")
         .filter(|r| r.get("type").and_then(Value::as_u64).unwrap_or(0) == 0)
-        .and_then(|r| s(r, "message_id"));
-    let ts = s(d, "timestamp")
-        .and_then(|t| rfc3339_ms(&t))
+        .and_then(|_| d.opt_id("message_reference.message_id"));
+    let ts = d
+        .opt_str("timestamp")
+        .and_then(rfc3339_ms)
         .unwrap_or_else(|| snowflake_ms(id));
-    let chat_type = if d.get("guild_id").is_some_and(|g| !g.is_null()) {
+    let chat_type = if d.get("guild_id").is_some() {
         "guild"
     } else {
         "dm"
@@ -116,11 +126,11 @@ pub fn normalize(d: &Value, bot_id: Option<&str>) -> Normalized {
     params.insert("ts".into(), json!(ts));
     params.insert("replyTo".into(), json!(reply_to));
     params.insert("edited".into(), json!(false));
-    Normalized::Message {
+    Ok(Normalized::Message {
         id,
         sender_id,
         params,
-    }
+    })
 }
 
 /// Discord's epoch (2015-01-01T00:00:00Z) in unix ms; a snowflake's top 42 bits are ms since it.
@@ -273,6 +283,53 @@ mod tests {
             panic!()
         };
         assert_eq!(params["replyTo"], Value::Null);
+    }
+
+    /// Only `id`, `channel_id`, `author.id` and `content`: no type, timestamp, names, lists.
+    #[test]
+    fn a_minimal_message_is_delivered() {
+        let d = json!({"id": "1234567890123456789", "channel_id": "555",
+                       "author": {"id": "42"}, "content": "hi"});
+        let Normalized::Message { id, params, .. } = normalize(&d, Some("9")) else {
+            panic!()
+        };
+        assert_eq!(id, 1234567890123456789);
+        assert_eq!(
+            params["from"],
+            json!({"id": "42", "username": null, "name": "42"})
+        );
+        assert_eq!(params["ts"], snowflake_ms(id));
+        assert_eq!(params["chatType"], "dm");
+        // Numeric ids, as an emulator may write them, are ids too.
+        let d = json!({"id": 77, "channel_id": 555, "author": {"id": 42}, "content": "hi"});
+        let Normalized::Message { id, params, .. } = normalize(&d, None) else {
+            panic!()
+        };
+        assert_eq!((id, params["chatId"].as_str()), (77, Some("555")));
+    }
+
+    #[test]
+    fn a_needed_field_missing_is_named_with_the_message_id() {
+        let text = |d: Value| match normalize(&d, Some("9")) {
+            Normalized::Incomplete(missing) => missing.to_string(),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            text(json!({"id": "5", "author": {"id": "42"}, "content": "hi"})),
+            r#"MESSAGE_CREATE 5 has no "channel_id""#
+        );
+        assert_eq!(
+            text(json!({"id": "5", "channel_id": "1", "author": {"username": "x"}, "content": "hi"})),
+            r#"MESSAGE_CREATE 5 has no "author.id""#
+        );
+        assert_eq!(
+            text(json!({"channel_id": "1", "author": {"id": "42"}, "content": "hi"})),
+            r#"a MESSAGE_CREATE has no "id""#
+        );
+        assert_eq!(
+            text(json!({"id": "x1", "channel_id": "1", "author": {"id": "42"}, "content": "hi"})),
+            r#"MESSAGE_CREATE x1 has "id" as a string, not a snowflake"#
+        );
     }
 
     #[test]

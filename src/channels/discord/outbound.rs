@@ -18,8 +18,9 @@ use super::api::{MAX_RETRY_AFTER, RateInfo, RestApi, RestError};
 use super::worker::CallResult;
 use crate::channels::SendJob;
 use crate::channels::calls::{CallId, Calls};
+use crate::channels::fields::Fields;
 pub use crate::channels::outbound::Done;
-use crate::channels::outbound::{self, SEND_TIMEOUT};
+use crate::channels::outbound::{self, SEND_TIMEOUT, sent_id};
 use crate::channels::split::{code_points, split_text};
 use crate::protocol::{ErrorBody, ErrorCode};
 
@@ -218,8 +219,8 @@ impl Outbound {
         self.limits.update(&job.key, rate, now);
         let result = match result {
             Ok(message) => {
-                let id = message.get("id").and_then(Value::as_str).unwrap_or_default();
-                if !job.part_sent(id.to_owned()) {
+                let id = sent_id("discord", Fields::new("create message answer", &message), "id");
+                if !job.part_sent(id) {
                     return None;
                 }
                 Ok(json!({"channel": "discord", "to": job.extra.to, "messageIds": job.message_ids}))

@@ -160,11 +160,22 @@ impl Worker {
 
     fn on_gateway(&mut self, event: GwEvent) {
         match event {
-            GwEvent::Ready { user_id, username } => {
-                log::info!("discord: connected as {username} (id {user_id})");
-                self.status.account = Some(username);
+            GwEvent::Ready {
+                user_id,
+                username,
+                warning,
+            } => {
+                log::info!(
+                    "discord: connected as {} (id {user_id})",
+                    username.as_deref().unwrap_or("(no username)")
+                );
+                self.status.account = username;
                 self.bot_id = Some(user_id);
                 self.mark_running();
+                if let Some(warning) = warning {
+                    self.status.last_error = Some(warning);
+                    self.report();
+                }
             }
             GwEvent::Resumed => self.mark_running(),
             GwEvent::Message(d) => {
@@ -193,6 +204,13 @@ impl Worker {
             Normalized::Own => return,
             Normalized::Skip(why) => {
                 log::debug!("discord: skipping a message: {why}");
+                return;
+            }
+            Normalized::Incomplete(missing) => {
+                // Discord does not redeliver: this one is lost, the rest keeps flowing.
+                log::warn!("discord: skipping a message that cannot be delivered: {missing}");
+                self.status.last_error = Some(format!("{missing}; skipped"));
+                self.report();
                 return;
             }
             Normalized::NoContent { sender_id } => {

@@ -7,12 +7,15 @@
 //! Slack ([`ApiError::Connect`]) may be sent again without risking a duplicate message.
 //!
 //! Tokens appear only in the `Authorization` header, never in URLs, errors or `Debug`.
+//! Answers are read leniently: only the fields used are required, and a missing one is
+//! [`ApiError::Incomplete`], naming it (`auth.test answer has no "user_id"`).
 
 use std::fmt;
 use std::time::Duration;
 
 use serde_json::{Value, json};
 
+use crate::channels::fields::{Fields, Missing};
 use crate::channels::http::{self, Transport, classify_transport, with_timeouts};
 use crate::protocol::{ErrorBody, ErrorCode};
 
@@ -48,6 +51,9 @@ pub enum ApiError {
     Network(String),
     /// Not the Web API's JSON answer, or any other `ok:false` error.
     Other(String),
+    /// The answer lacks a field the connector needs, named in the text: the server does
+    /// not speak the Web API as the connector uses it. Retrying waits for it to be fixed.
+    Incomplete(Missing),
 }
 
 impl ApiError {
@@ -70,7 +76,7 @@ impl ApiError {
             ApiError::TooManySockets | ApiError::Server(_) | ApiError::Connect(_) | ApiError::Network(_) => {
                 ErrorBody::retryable(ErrorCode::Unavailable, message, None)
             }
-            ApiError::Other(_) => ErrorBody::new(ErrorCode::Unavailable, message),
+            ApiError::Other(_) | ApiError::Incomplete(_) => ErrorBody::new(ErrorCode::Unavailable, message),
         }
     }
 }
@@ -90,19 +96,35 @@ impl fmt::Display for ApiError {
             ApiError::Connect(e) => write!(f, "cannot connect: {e}"),
             ApiError::Network(e) => write!(f, "request failed after sending, outcome unknown: {e}"),
             ApiError::Other(e) => f.write_str(e),
+            ApiError::Incomplete(missing) => missing.fmt(f),
         }
     }
 }
 
 impl std::error::Error for ApiError {}
 
-/// What `auth.test` says about the bot token.
+/// What `auth.test` says about the bot token: `user_id` is needed (it tells the bot's own
+/// messages apart); the rest is used when it is there.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Identity {
     pub user_id: String,
     pub bot_id: Option<String>,
     pub user: Option<String>,
     pub team: Option<String>,
+}
+
+impl Identity {
+    /// Read an `auth.test` answer.
+    pub fn from_answer(v: &Value) -> Result<Identity, Missing> {
+        let f = Fields::new("auth.test answer", v);
+        let text = |k| f.opt_str(k).map(str::to_owned);
+        Ok(Identity {
+            user_id: f.str("user_id")?.to_owned(),
+            bot_id: text("bot_id"),
+            user: text("user"),
+            team: text("team"),
+        })
+    }
 }
 
 /// A Web API client. Cheap to clone: clones share one connection pool.
@@ -139,25 +161,18 @@ impl WebApi {
     /// `auth.test` with the bot token: who the bot is.
     pub fn auth_test(&self, token: &str, timeout: Duration) -> Result<Identity, ApiError> {
         let v = self.call("auth.test", token, &json!({}), timeout)?;
-        let s = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_owned);
-        Ok(Identity {
-            user_id: s("user_id").ok_or_else(|| ApiError::Other("auth.test without user_id".into()))?,
-            bot_id: s("bot_id"),
-            user: s("user"),
-            team: s("team"),
-        })
+        Identity::from_answer(&v).map_err(ApiError::Incomplete)
     }
 
     /// `apps.connections.open` with the app-level token: a fresh Socket Mode URL.
     pub fn connections_open(&self, app_token: &str, timeout: Duration) -> Result<String, ApiError> {
         let v = self.call("apps.connections.open", app_token, &json!({}), timeout)?;
-        v.get("url")
-            .and_then(Value::as_str)
-            .map(str::to_owned)
-            .ok_or_else(|| ApiError::Other("apps.connections.open without url".into()))
+        let url = Fields::new("apps.connections.open answer", &v).str("url");
+        url.map(str::to_owned).map_err(ApiError::Incomplete)
     }
 
-    /// `chat.postMessage`: the `ts` of the new message.
+    /// `chat.postMessage`: Slack's answer (`"ok":true` means it was posted; the caller reads
+    /// the `ts` it needs).
     pub fn post_message(
         &self,
         token: &str,
@@ -165,16 +180,12 @@ impl WebApi {
         text: &str,
         thread_ts: Option<&str>,
         timeout: Duration,
-    ) -> Result<String, ApiError> {
+    ) -> Result<Value, ApiError> {
         let mut body = json!({"channel": channel, "text": text});
         if let Some(ts) = thread_ts {
             body["thread_ts"] = json!(ts);
         }
-        let v = self.call("chat.postMessage", token, &body, timeout)?;
-        v.get("ts")
-            .and_then(Value::as_str)
-            .map(str::to_owned)
-            .ok_or_else(|| ApiError::Other("chat.postMessage answer without ts".into()))
+        self.call("chat.postMessage", token, &body, timeout)
     }
 
     fn call(&self, method: &str, token: &str, body: &Value, timeout: Duration) -> Result<Value, ApiError> {
@@ -200,7 +211,7 @@ impl WebApi {
                     .limit(MAX_RESPONSE_BYTES)
                     .read_to_vec()
                 {
-                    Ok(body) => parse_answer(status, retry_after.as_deref(), &body),
+                    Ok(body) => parse_answer(method, status, retry_after.as_deref(), &body),
                     Err(e) => Err(ApiError::Network(format!("reading the {method} response: {e}"))),
                 }
             }
@@ -216,9 +227,15 @@ impl WebApi {
     }
 }
 
-/// Decode a Web API answer: 429 is a rate limit whatever the body; `{"ok":true,..}` is the
-/// answer; `{"ok":false,"error":E}` is classified by E; anything else by the HTTP status.
-pub fn parse_answer(status: u16, retry_after: Option<&str>, body: &[u8]) -> Result<Value, ApiError> {
+/// Decode the answer to `method`: 429 is a rate limit whatever the body; `{"ok":true,..}` is
+/// the answer; `{"ok":false,"error":E}` is classified by E; a JSON object without `ok` on a
+/// 2xx is [`ApiError::Incomplete`]; anything else is classified by the HTTP status.
+pub fn parse_answer(
+    method: &str,
+    status: u16,
+    retry_after: Option<&str>,
+    body: &[u8],
+) -> Result<Value, ApiError> {
     if status == 429 {
         let wait = retry_after
             .and_then(|v| v.trim().parse::<u64>().ok())
@@ -232,6 +249,10 @@ pub fn parse_answer(status: u16, retry_after: Option<&str>, body: &[u8]) -> Resu
             let error = v.get("error").and_then(Value::as_str).unwrap_or("unknown_error");
             Err(classify_error(error))
         }
+        Ok(Value::Object(_)) if (200..300).contains(&status) => Err(ApiError::Incomplete(Missing::new(
+            format!("{method} answer"),
+            "ok",
+        ))),
         _ => {
             let snippet: String = String::from_utf8_lossy(body)
                 .chars()
@@ -293,7 +314,7 @@ mod tests {
     use super::*;
 
     fn err(status: u16, retry: Option<&str>, body: &str) -> ApiError {
-        parse_answer(status, retry, body.as_bytes()).unwrap_err()
+        parse_answer("auth.test", status, retry, body.as_bytes()).unwrap_err()
     }
 
     #[test]
@@ -344,7 +365,27 @@ mod tests {
         assert!(matches!(e, ApiError::Server(_)));
         assert!(e.to_error_body().retryable);
         assert!(matches!(err(200, None, "<html>"), ApiError::Other(_)));
-        let ok = parse_answer(200, None, br#"{"ok":true,"ts":"1.2"}"#).unwrap();
+        let ok = parse_answer("chat.postMessage", 200, None, br#"{"ok":true,"ts":"1.2"}"#).unwrap();
         assert_eq!(ok["ts"], "1.2");
+    }
+
+    #[test]
+    fn answers_need_only_the_fields_used() {
+        let id = Identity::from_answer(&json!({"ok": true, "user_id": "U1"})).unwrap();
+        assert_eq!(
+            id,
+            Identity {
+                user_id: "U1".into(),
+                bot_id: None,
+                user: None,
+                team: None
+            }
+        );
+        let e = ApiError::Incomplete(Identity::from_answer(&json!({"ok": true, "team": "T"})).unwrap_err());
+        assert_eq!(e.to_string(), r#"auth.test answer has no "user_id""#);
+        assert_eq!(e.to_error_body().code, ErrorCode::Unavailable);
+        assert!(!e.to_error_body().retryable);
+        let e = err(200, None, r#"{"user_id":"U1"}"#);
+        assert_eq!(e.to_string(), r#"auth.test answer has no "ok""#);
     }
 }

@@ -1,5 +1,12 @@
 //! Socket Mode frames and Slack `message` events to the contract's `channel.message` params.
 //!
+//! Required are only the fields needed: an envelope's `envelope_id` (to acknowledge it), and
+//! of a message its `channel`, `user` and `ts` and a non-empty `text`. Everything else is
+//! optional (`event_id` for deduplication falls back to the envelope id, `channel_type` is
+//! read from the channel id), so a Socket Mode emulator that sends less than Slack documents
+//! still works. What lacks a needed field is [`Frame::Incomplete`] or
+//! [`Normalized::Incomplete`], naming it.
+//!
 //! Choices the contract leaves open, and why:
 //! - `chatType` is Slack's `channel_type` as is: `channel`, `group` (private channel), `im`
 //!   (direct message), `mpim` (group DM).
@@ -17,6 +24,8 @@
 
 use serde_json::{Map, Value, json};
 
+use crate::channels::fields::{Fields, Missing};
+
 /// One Socket Mode frame from Slack, as far as the connector cares.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Frame {
@@ -29,18 +38,27 @@ pub enum Frame {
         kind: String,
         payload: Option<Value>,
     },
+    /// An envelope that cannot be acknowledged (no `envelope_id`), so it is not handled.
+    Incomplete(Missing),
     /// Anything else (logged at debug level and ignored).
     Other(String),
 }
+
+/// Envelope types: what carries an `envelope_id` to acknowledge.
+const ENVELOPE_KINDS: [&str; 3] = ["events_api", "slash_commands", "interactive"];
 
 pub fn parse_frame(text: &str) -> Frame {
     let Ok(v) = serde_json::from_str::<Value>(text) else {
         return Frame::Other("not JSON".into());
     };
     let kind = v.get("type").and_then(Value::as_str).unwrap_or("").to_owned();
-    if let Some(id) = v.get("envelope_id").and_then(Value::as_str) {
+    let envelope_id = Fields::new("", &v).opt_id("envelope_id");
+    if envelope_id.is_none() && ENVELOPE_KINDS.contains(&kind.as_str()) {
+        return Frame::Incomplete(Missing::new(format!("an envelope of type {kind}"), "envelope_id"));
+    }
+    if let Some(id) = envelope_id {
         return Frame::Envelope {
-            envelope_id: id.to_owned(),
+            envelope_id: id,
             payload: (kind == "events_api")
                 .then(|| v.get("payload").cloned())
                 .flatten(),
@@ -76,6 +94,9 @@ pub enum Normalized {
         params: Map<String, Value>,
     },
     Skip(&'static str),
+    /// A message that lacks a field needed to deliver it (`Missing` names the field and the
+    /// event).
+    Incomplete(Missing),
 }
 
 /// The key that identifies a delivery across redeliveries: `event_id`, else the envelope id.
@@ -86,49 +107,54 @@ pub fn dedupe_key(payload: &Value, envelope_id: &str) -> String {
         .map_or_else(|| format!("envelope:{envelope_id}"), str::to_owned)
 }
 
-/// Map one `events_api` payload.
-pub fn normalize(payload: &Value, me: &Me) -> Normalized {
-    let Some(event) = payload.get("event") else {
-        return Normalized::Skip("payload without event");
-    };
-    if event.get("type").and_then(Value::as_str) != Some("message") {
-        return Normalized::Skip("not a message event");
+/// Map one `events_api` payload; `key` (its [`dedupe_key`]) names it in errors.
+pub fn normalize(payload: &Value, key: &str, me: &Me) -> Normalized {
+    let what = format!("event {key}");
+    message(Fields::new(&what, payload), me).unwrap_or_else(Normalized::Incomplete)
+}
+
+fn message(payload: Fields<'_>, me: &Me) -> Result<Normalized, Missing> {
+    if payload.get("event").is_none() {
+        return Err(payload.missing("event"));
     }
-    let subtype = event.get("subtype").and_then(Value::as_str);
-    let (message, edited) = match subtype {
-        None | Some("thread_broadcast" | "file_share" | "me_message") => (event, false),
-        Some("message_changed") => match event.get("message") {
-            Some(m) => (m, true),
-            None => return Normalized::Skip("message_changed without message"),
-        },
-        Some(_) => return Normalized::Skip("unhandled subtype"),
-    };
-    let s = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).map(str::to_owned);
-    let Some(user) = s(message, "user") else {
-        return Normalized::Skip("message without user");
-    };
-    if user == me.user_id || (me.bot_id.is_some() && s(message, "bot_id") == me.bot_id) {
-        return Normalized::Skip("the bot's own message");
+    if payload.opt_str("event.type") != Some("message") {
+        return Ok(Normalized::Skip("not a message event"));
     }
-    let Some(channel) = s(event, "channel") else {
-        return Normalized::Skip("message without channel");
+    // The message itself: the event, or for an edit the new version inside it.
+    let (m, edited) = match payload.opt_str("event.subtype") {
+        None | Some("thread_broadcast" | "file_share" | "me_message") => ("event", false),
+        Some("message_changed") => ("event.message", true),
+        Some(_) => return Ok(Normalized::Skip("unhandled subtype")),
     };
-    let Some(ts) = s(message, "ts") else {
-        return Normalized::Skip("message without ts");
+    let at = |key: &str| format!("{m}.{key}");
+    // Checked first: a message the agent would not get anyway is no reason to complain.
+    let Some(text) = payload.opt_str(&at("text")).filter(|t| !t.is_empty()) else {
+        return Ok(Normalized::Skip("no text"));
     };
-    let text = match s(message, "text") {
-        Some(t) if !t.is_empty() => t,
-        _ => return Normalized::Skip("no text"),
+    let bot_id = payload.opt_str(&at("bot_id"));
+    let user = match payload.str(&at("user")) {
+        Ok(user) => user.to_owned(),
+        // An app's message without a user: not a person writing.
+        Err(_) if bot_id.is_some() => return Ok(Normalized::Skip("a bot's message")),
+        Err(missing) => return Err(missing),
     };
-    let chat_type = s(event, "channel_type").unwrap_or_else(|| guess_channel_type(&channel).to_owned());
-    let thread_id = s(message, "thread_ts").filter(|t| *t != ts);
+    if user == me.user_id || (me.bot_id.is_some() && bot_id == me.bot_id.as_deref()) {
+        return Ok(Normalized::Skip("the bot's own message"));
+    }
+    let channel = payload.str("event.channel")?.to_owned();
+    let ts = payload.str(&at("ts"))?.to_owned();
+    let chat_type = payload
+        .opt_str("event.channel_type")
+        .unwrap_or_else(|| guess_channel_type(&channel));
+    let thread_id = payload.opt_str(&at("thread_ts")).filter(|t| *t != ts);
     // An edit happens when the event does, not when the message was first posted.
-    let at = if edited {
-        s(event, "event_ts")
-            .or_else(|| s(event, "ts"))
-            .unwrap_or_else(|| ts.clone())
+    let at_ts = if edited {
+        payload
+            .opt_str("event.event_ts")
+            .or_else(|| payload.opt_str("event.ts"))
+            .unwrap_or(&ts)
     } else {
-        ts.clone()
+        &ts
     };
 
     let mut params = Map::new();
@@ -139,13 +165,13 @@ pub fn normalize(payload: &Value, me: &Me) -> Normalized {
     params.insert("threadId".into(), json!(thread_id));
     params.insert("from".into(), json!({"id": user, "username": null, "name": user}));
     params.insert("text".into(), json!(text));
-    params.insert("ts".into(), json!(ts_to_ms(&at)));
+    params.insert("ts".into(), json!(ts_to_ms(at_ts)));
     params.insert("replyTo".into(), Value::Null);
     params.insert("edited".into(), json!(edited));
-    Normalized::Message {
+    Ok(Normalized::Message {
         sender_id: user,
         params,
-    }
+    })
 }
 
 /// Slack's `ts` ("1700000000.123456", seconds and microseconds) in unix ms; 0 if malformed.
@@ -211,6 +237,7 @@ mod tests {
                 json!({"type": "message", "channel": "C1", "channel_type": "channel",
                 "user": "U1", "text": "hi", "ts": "1700000000.123456", "thread_ts": "1699999999.000100"}),
             ),
+            "Ev1",
             &me(),
         );
         let Normalized::Message { sender_id, params } = n else {
@@ -228,7 +255,7 @@ mod tests {
 
     #[test]
     fn skips_own_messages_subtypes_and_empty_text() {
-        let skip = |e: Value| matches!(normalize(&payload(e), &me()), Normalized::Skip(_));
+        let skip = |e: Value| matches!(normalize(&payload(e), "Ev1", &me()), Normalized::Skip(_));
         assert!(skip(
             json!({"type": "message", "channel": "C1", "user": "UBOT", "text": "x", "ts": "1.1"})
         ));
@@ -254,6 +281,7 @@ mod tests {
                 "event_ts": "1700000050.000000",
                 "message": {"user": "U1", "text": "new", "ts": "1700000000.000001", "thread_ts": "1700000000.000001"}}),
             ),
+            "Ev1",
             &me(),
         );
         let Normalized::Message { params, .. } = n else {
@@ -264,6 +292,80 @@ mod tests {
         assert_eq!(params["chatType"], "im");
         assert_eq!(params["threadId"], Value::Null);
         assert_eq!(params["ts"], 1_700_000_050_000u64);
+    }
+
+    /// Only `type`, `channel`, `user`, `text`, `ts`: no `event_id`, `channel_type`,
+    /// `event_ts`, team or app ids.
+    #[test]
+    fn a_minimal_envelope_and_message_are_delivered() {
+        let Frame::Envelope {
+            envelope_id,
+            payload: Some(payload),
+            ..
+        } = parse_frame(
+            r#"{"envelope_id":"e1","type":"events_api","payload":{"event":{"type":"message","channel":"G1","user":"U1","text":"hi","ts":"1.5"}}}"#,
+        )
+        else {
+            panic!()
+        };
+        let key = dedupe_key(&payload, &envelope_id);
+        assert_eq!(key, "envelope:e1");
+        let Normalized::Message { sender_id, params } = normalize(&payload, &key, &me()) else {
+            panic!()
+        };
+        assert_eq!(sender_id, "U1");
+        assert_eq!(params["chatType"], "group");
+        assert_eq!(params["ts"], 1_500u64);
+        assert_eq!(parse_frame(r#"{"type":"hello"}"#), Frame::Hello);
+        assert_eq!(
+            parse_frame(r#"{"type":"disconnect"}"#),
+            Frame::Disconnect("unknown".into())
+        );
+    }
+
+    #[test]
+    fn a_needed_field_missing_is_named_with_the_event() {
+        let text = |event: Value| match normalize(&payload(event), "Ev1", &me()) {
+            Normalized::Incomplete(missing) => missing.to_string(),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            text(json!({"type": "message", "channel": "C1", "text": "x", "ts": "1.1"})),
+            r#"event Ev1 has no "event.user""#
+        );
+        assert_eq!(
+            text(json!({"type": "message", "user": "U2", "text": "x", "ts": "1.1"})),
+            r#"event Ev1 has no "event.channel""#
+        );
+        assert_eq!(
+            text(
+                json!({"type": "message", "subtype": "message_changed", "channel": "C1",
+                "message": {"user": "U2", "text": "x"}})
+            ),
+            r#"event Ev1 has no "event.message.ts""#
+        );
+        assert_eq!(
+            normalize(&json!({"event_id": "Ev1"}), "Ev1", &me()),
+            Normalized::Incomplete(Missing::new("event Ev1", "event"))
+        );
+        // An app's message without a user is not a person writing: skipped quietly.
+        assert!(matches!(
+            normalize(
+                &payload(
+                    json!({"type": "message", "channel": "C1", "bot_id": "B9", "text": "x", "ts": "1.1"})
+                ),
+                "Ev1",
+                &me()
+            ),
+            Normalized::Skip(_)
+        ));
+        let Frame::Incomplete(missing) = parse_frame(r#"{"type":"events_api","payload":{}}"#) else {
+            panic!("an envelope that cannot be acked")
+        };
+        assert_eq!(
+            missing.to_string(),
+            r#"an envelope of type events_api has no "envelope_id""#
+        );
     }
 
     #[test]

@@ -15,14 +15,15 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use serde_json::json;
+use serde_json::{Value, json};
 
 use super::api::{ApiError, WebApi};
 use super::worker::CallResult;
 use crate::channels::SendJob;
 use crate::channels::calls::{CallId, Calls};
+use crate::channels::fields::Fields;
 pub use crate::channels::outbound::Done;
-use crate::channels::outbound::{self, SEND_TIMEOUT};
+use crate::channels::outbound::{self, SEND_TIMEOUT, sent_id};
 use crate::channels::split::{code_points, split_text};
 use crate::channels::telegram::ratelimit::{Limits, RateLimiter};
 use crate::protocol::{ErrorBody, ErrorCode};
@@ -103,16 +104,12 @@ impl Outbound {
     }
 
     /// A chat.postMessage answered. Returns the job's result when the job is finished.
-    pub fn on_result(
-        &mut self,
-        call: CallId,
-        result: Result<String, ApiError>,
-        now: Instant,
-    ) -> Option<Done> {
+    pub fn on_result(&mut self, call: CallId, result: Result<Value, ApiError>, now: Instant) -> Option<Done> {
         let pos = self.answered(call)?;
         let job = &mut self.active[pos];
         match result {
-            Ok(ts) => {
+            Ok(answer) => {
+                let ts = sent_id("slack", Fields::new("chat.postMessage answer", &answer), "ts");
                 if !job.part_sent(ts) {
                     return None;
                 }

@@ -32,6 +32,7 @@ use super::seen::Seen;
 use super::socket::{Read, Socket, Ws};
 use crate::backoff::Backoff;
 use crate::channels::calls::{CallId, Calls};
+use crate::channels::fields::Missing;
 use crate::channels::status::Refused;
 use crate::channels::{ChannelStatus, ConnectorCommand, ConnectorContext, ConnectorEvent};
 use crate::protocol::{ErrorBody, ErrorCode};
@@ -59,7 +60,7 @@ const MAX_SLEEP: Duration = Duration::from_secs(60);
 pub enum CallResult {
     Auth(Result<Identity, ApiError>),
     Opened(Result<Box<Ws>, OpenError>),
-    Sent(Result<String, ApiError>),
+    Sent(Result<Value, ApiError>),
 }
 
 /// Why a socket could not be opened.
@@ -505,12 +506,19 @@ impl Worker {
                 self.status.last_poll_ms = Some(crate::procinfo::unix_ms());
                 match payload {
                     Some(p) => self.on_event(&envelope_id, &p),
+                    None if kind == "events_api" => {
+                        self.incomplete(&Missing::new(format!("envelope {envelope_id}"), "payload"))
+                    }
                     None => log::debug!("slack: ignoring a {kind} envelope"),
                 }
                 match acked {
                     Ok(()) => Outcome::Keep,
                     Err(e) => Outcome::Dead(format!("cannot ack: {e}")),
                 }
+            }
+            Frame::Incomplete(missing) => {
+                self.incomplete(&missing);
+                Outcome::Keep
             }
             Frame::Other(kind) => {
                 log::debug!("slack: ignoring a {kind:?} frame");
@@ -544,9 +552,14 @@ impl Worker {
             log::debug!("slack: event {key} was already delivered; skipping the redelivery");
             return;
         }
-        let (sender_id, params) = match normalize(payload, &self.me) {
+        let (sender_id, params) = match normalize(payload, &key, &self.me) {
             Normalized::Skip(why) => {
                 log::debug!("slack: skipping event {key}: {why}");
+                return;
+            }
+            Normalized::Incomplete(missing) => {
+                // Acked already: Slack goes on with the next one.
+                self.incomplete(&missing);
                 return;
             }
             Normalized::Message { sender_id, params } => (sender_id, params),
@@ -579,6 +592,14 @@ impl Worker {
                 self.report();
             }
         }
+    }
+
+    /// An envelope or event that lacks a needed field: skipped, said in the log and in
+    /// `lastError` (the rest keeps flowing).
+    fn incomplete(&mut self, missing: &Missing) {
+        log::warn!("slack: skipping an event that cannot be delivered: {missing}");
+        self.status.last_error = Some(format!("{missing}; skipped"));
+        self.report();
     }
 
     fn allowed(&self, sender: &str) -> bool {

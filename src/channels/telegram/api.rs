@@ -12,15 +12,19 @@
 //! module returns has it replaced by `<redacted>` (ureq puts the URL in some errors), and
 //! `Debug` never prints it.
 //!
+//! Answers are read leniently (see [`crate::channels::fields`]): of each result only the
+//! fields the connector uses are required, and a missing one is [`ApiError::Incomplete`],
+//! naming it (`getMe answer has no "id"`).
+//!
 //! The pure halves ([`parse_envelope`], [`classify_transport`]) are separate from the I/O so
 //! that they can be tested with canned input.
 
 use std::fmt;
 use std::time::Duration;
 
-use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
+use crate::channels::fields::{Fields, Missing};
 use crate::channels::http::{self, Transport, with_timeouts};
 use crate::json_type::json_type_name;
 use crate::protocol::{ErrorBody, ErrorCode};
@@ -47,16 +51,24 @@ const DEFAULT_RETRY_AFTER_SECS: u64 = 5;
 /// Longest piece of an unexpected response body quoted in an error.
 const SNIPPET_CHARS: usize = 120;
 
-/// The bot account, as returned by `getMe`. Unknown fields are ignored.
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+/// The bot account, as returned by `getMe`: the two fields the connector uses. `id` keys the
+/// stored offset and the spool; `username` is only shown. Everything else (`is_bot`,
+/// `first_name`, ...) is ignored, so a Bot API emulator that leaves it out works.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct User {
     pub id: i64,
-    pub is_bot: bool,
-    pub first_name: String,
-    #[serde(default)]
-    pub last_name: Option<String>,
-    #[serde(default)]
     pub username: Option<String>,
+}
+
+impl User {
+    /// Read a `getMe` result.
+    pub fn from_result(result: &Value) -> Result<User, Missing> {
+        let fields = Fields::new("getMe answer", result);
+        Ok(User {
+            id: fields.i64("id")?,
+            username: fields.opt_str("username").map(str::to_owned),
+        })
+    }
 }
 
 /// A `sendMessage` request.
@@ -134,6 +146,9 @@ pub enum ApiError {
     Network(String),
     /// The answer is not the Bot API's JSON envelope (or not the expected result type).
     Malformed(String),
+    /// The answer lacks a field the connector needs, named in the text: the server does
+    /// not speak the Bot API as the connector uses it. Retrying waits for it to be fixed.
+    Incomplete(Missing),
 }
 
 impl ApiError {
@@ -184,7 +199,9 @@ impl ApiError {
             ApiError::Server { .. } | ApiError::Connect(_) | ApiError::Network(_) => {
                 ErrorBody::retryable(ErrorCode::Unavailable, message, None)
             }
-            ApiError::Malformed(_) => ErrorBody::new(ErrorCode::Unavailable, message),
+            ApiError::Malformed(_) | ApiError::Incomplete(_) => {
+                ErrorBody::new(ErrorCode::Unavailable, message)
+            }
         }
     }
 
@@ -226,6 +243,8 @@ impl ApiError {
             ApiError::Connect(text) => ApiError::Connect(f(&text)),
             ApiError::Network(text) => ApiError::Network(f(&text)),
             ApiError::Malformed(text) => ApiError::Malformed(f(&text)),
+            // Field names and what was read: nothing from the request.
+            ApiError::Incomplete(missing) => ApiError::Incomplete(missing),
         }
     }
 }
@@ -253,6 +272,7 @@ impl fmt::Display for ApiError {
             ApiError::Connect(text) => write!(f, "cannot connect: {text}"),
             ApiError::Network(text) => write!(f, "request failed after sending, outcome unknown: {text}"),
             ApiError::Malformed(text) => write!(f, "malformed response: {text}"),
+            ApiError::Incomplete(missing) => missing.fmt(f),
         }
     }
 }
@@ -307,10 +327,11 @@ impl BotApi {
     /// `getMe`: the bot account. Use it as the startup token check.
     pub fn get_me(&self, timeout: Duration) -> Result<User, ApiError> {
         let result = self.call("getMe", &json!({}), timeout)?;
-        serde_json::from_value(result).map_err(|e| ApiError::Malformed(format!("getMe result: {e}")))
+        User::from_result(&result).map_err(ApiError::Incomplete)
     }
 
-    /// `deleteWebhook`; `drop_pending` also discards updates Telegram still holds.
+    /// `deleteWebhook`; `drop_pending` also discards updates Telegram still holds. The result
+    /// (`true`) is not needed: `"ok":true` is the answer.
     pub fn delete_webhook(&self, drop_pending: bool, timeout: Duration) -> Result<(), ApiError> {
         self.call(
             "deleteWebhook",
@@ -337,6 +358,7 @@ impl BotApi {
         let timeout = poll_http_timeout(poll_timeout_secs, http_timeout);
         match self.call("getUpdates", &params, timeout)? {
             Value::Array(updates) => Ok(updates),
+            Value::Null => Err(ApiError::Incomplete(Missing::new("getUpdates answer", "result"))),
             other => Err(ApiError::Malformed(format!(
                 "getUpdates result is not an array but {}",
                 json_type_name(&other)
@@ -344,15 +366,12 @@ impl BotApi {
         }
     }
 
-    /// `sendMessage`: the sent Message. On error see [`ApiError::is_retryable_send`].
+    /// `sendMessage`: the sent Message as Telegram gave it (null when the answer had no
+    /// result). `"ok":true` means it was sent, whatever the result holds, so no shape is
+    /// required here: the caller reads the id it needs. On error see
+    /// [`ApiError::is_retryable_send`].
     pub fn send_message(&self, req: &SendMessage, timeout: Duration) -> Result<Value, ApiError> {
-        match self.call("sendMessage", &req.to_json(), timeout)? {
-            message @ Value::Object(_) => Ok(message),
-            other => Err(ApiError::Malformed(format!(
-                "sendMessage result is not a Message but {}",
-                json_type_name(&other)
-            ))),
-        }
+        self.call("sendMessage", &req.to_json(), timeout)
     }
 
     /// One POST with a JSON body; the whole exchange (connect to last body byte) is bounded by
@@ -371,7 +390,7 @@ impl BotApi {
                     .limit(MAX_RESPONSE_BYTES)
                     .read_to_vec()
                 {
-                    Ok(body) => parse_envelope(status, &body),
+                    Ok(body) => parse_envelope(method, status, &body),
                     Err(ureq::Error::BodyExceedsLimit(limit)) => Err(ApiError::Malformed(format!(
                         "{method} response larger than {limit} bytes"
                     ))),
@@ -417,13 +436,19 @@ fn redact(text: &str, token: &str) -> String {
     }
 }
 
-/// Decode a Bot API answer: `{"ok":true,"result":..}` gives the result; `{"ok":false,..}` is
-/// classified by `error_code` (falling back to the HTTP status). A body that is not an
-/// envelope is [`ApiError::Malformed`] on a 2xx/3xx, and is classified by the HTTP status
-/// otherwise (a proxy's HTML 502 is still a server error).
-pub fn parse_envelope(status: u16, body: &[u8]) -> Result<Value, ApiError> {
+/// Decode the answer to `method`: `{"ok":true,"result":..}` gives the result (null when
+/// there is none: not every caller needs one); `{"ok":false,..}` is classified by
+/// `error_code` (falling back to the HTTP status). A JSON object without `ok` on a 2xx is
+/// [`ApiError::Incomplete`]; another body that is not an envelope is [`ApiError::Malformed`]
+/// on a 2xx/3xx, and is classified by the HTTP status otherwise (a proxy's HTML 502 is still
+/// a server error).
+pub fn parse_envelope(method: &str, status: u16, body: &[u8]) -> Result<Value, ApiError> {
     let envelope = match serde_json::from_slice::<Value>(body) {
         Ok(Value::Object(map)) if map.get("ok").is_some_and(Value::is_boolean) => map,
+        Ok(Value::Object(_)) if (200..300).contains(&status) => {
+            let what = format!("{method} answer");
+            return Err(ApiError::Incomplete(Missing::new(what, "ok")));
+        }
         _ => {
             let snippet: String = String::from_utf8_lossy(body)
                 .chars()
@@ -439,9 +464,7 @@ pub fn parse_envelope(status: u16, body: &[u8]) -> Result<Value, ApiError> {
     };
     let mut envelope = envelope;
     if envelope.get("ok") == Some(&Value::Bool(true)) {
-        return envelope
-            .remove("result")
-            .ok_or_else(|| ApiError::Malformed("\"ok\":true without \"result\"".into()));
+        return Ok(envelope.remove("result").unwrap_or(Value::Null));
     }
     let code = envelope
         .get("error_code")
@@ -528,24 +551,48 @@ mod tests {
     use super::*;
 
     fn err(status: u16, body: &str) -> ApiError {
-        parse_envelope(status, body.as_bytes()).unwrap_err()
+        parse_envelope("getMe", status, body.as_bytes()).unwrap_err()
     }
 
     #[test]
     fn ok_envelope_gives_result() {
-        let v = parse_envelope(200, br#"{"ok":true,"result":[{"update_id":1}]}"#).unwrap();
+        let v = parse_envelope("getUpdates", 200, br#"{"ok":true,"result":[{"update_id":1}]}"#).unwrap();
         assert_eq!(v, json!([{"update_id": 1}]));
-        let v = parse_envelope(200, br#"{"ok":true,"result":true}"#).unwrap();
+        let v = parse_envelope("deleteWebhook", 200, br#"{"ok":true,"result":true}"#).unwrap();
         assert_eq!(v, json!(true));
+        // Unknown fields are ignored; a missing result is left to the caller.
+        let v = parse_envelope("deleteWebhook", 200, br#"{"ok":true,"extra":{}}"#).unwrap();
+        assert_eq!(v, Value::Null);
     }
 
     #[test]
-    fn ok_without_result_or_not_json_is_malformed() {
-        assert!(matches!(err(200, r#"{"ok":true}"#), ApiError::Malformed(_)));
+    fn not_an_envelope_is_malformed_and_one_without_ok_says_so() {
         assert!(matches!(err(200, "<html>hi</html>"), ApiError::Malformed(_)));
-        assert!(matches!(err(200, r#"{"result":1}"#), ApiError::Malformed(_)));
         assert!(matches!(err(200, "[1,2]"), ApiError::Malformed(_)));
         assert!(matches!(err(302, ""), ApiError::Malformed(_)));
+        let e = err(200, r#"{"result":1}"#);
+        assert_eq!(e.to_string(), r#"getMe answer has no "ok""#);
+        assert_eq!(e.to_error_body().code, ErrorCode::Unavailable);
+        assert!(!e.to_error_body().retryable);
+    }
+
+    /// getMe needs the id and nothing else; `is_bot` and `first_name` may be missing.
+    #[test]
+    fn get_me_requires_only_the_id() {
+        let user = User::from_result(&json!({"id": 42})).unwrap();
+        assert_eq!(
+            user,
+            User {
+                id: 42,
+                username: None
+            }
+        );
+        let user = User::from_result(&json!({"id": 42, "username": "b", "is_bot": "yes", "x": [1]})).unwrap();
+        assert_eq!(user.username.as_deref(), Some("b"));
+        let e = ApiError::Incomplete(User::from_result(&json!({"is_bot": true})).unwrap_err());
+        assert_eq!(e.to_string(), r#"getMe answer has no "id""#);
+        let e = User::from_result(&Value::Null).unwrap_err();
+        assert_eq!(e.to_string(), r#"getMe answer has no "id""#);
     }
 
     #[test]

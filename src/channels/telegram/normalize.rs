@@ -5,6 +5,12 @@
 //! caption (stickers, joins, pins...), is skipped, but still carries its `update_id` so that
 //! the connector can confirm it and never see it again.
 //!
+//! What is needed to deliver a message, and nothing more, is required: `update_id` (to
+//! confirm it), the chat's `id`, the `message_id`, and a `text` or `caption`. Everything else
+//! is optional, so a Bot API emulator that leaves out documented fields still works. An
+//! update that lacks a needed field is [`Normalized::Incomplete`], naming the field; it is
+//! confirmed like a skipped one, so it cannot stall the stream.
+//!
 //! Choices the contract leaves open, and why:
 //! - All ids are strings made from i64 (chat ids exceed 32 bits, e.g. `-1001234567890`).
 //! - `threadId` is set only for forum-topic messages (`is_topic_message`). Ordinary
@@ -12,13 +18,19 @@
 //!   `replyTo` already says, not a place to post into.
 //! - In a forum topic Telegram makes every message a "reply" to the topic's creation message;
 //!   that implicit reply is not reported as `replyTo`.
-//! - `ts` is the time of the event in unix ms: `edit_date` for edits (when present), else `date`.
+//! - `ts` is the time of the event in unix ms: `edit_date` for edits (when present), else
+//!   `date`, else (an answer without `date`) the time it was received.
+//! - `chatType` is the chat's `type`; without one it follows from the update kind and the
+//!   chat id: a channel post is `channel`, a positive id `private`, `-100…` `supergroup`,
+//!   another negative id `group`.
 //! - The sender is `sender_chat` when present (anonymous group admins, channel posts, linked
 //!   channel forwards: there `from` is a placeholder user such as GroupAnonymousBot, which
 //!   must not pass an `allowFrom` check meant for someone else); else `from`; else the chat
 //!   itself (a channel post without `sender_chat`). So every message has a sender id.
 
 use serde_json::{Map, Value, json};
+
+use crate::channels::fields::{Fields, Missing};
 
 /// The outcome for one Update.
 #[derive(Clone, Debug, PartialEq)]
@@ -32,6 +44,9 @@ pub enum Normalized {
     },
     /// Nothing for the agent, but the update must still be confirmed.
     Skip { update_id: i64, why: &'static str },
+    /// A message that lacks a field needed to deliver it (`missing` names it). Confirmed
+    /// like a skipped update, but worth a warning: the server is not the Bot API we know.
+    Incomplete { update_id: i64, missing: Missing },
     /// Not an Update at all (no integer `update_id`): nothing to confirm.
     Invalid,
 }
@@ -49,54 +64,68 @@ pub fn normalize(update: &Value) -> Normalized {
     let Some(update_id) = update.get("update_id").and_then(Value::as_i64) else {
         return Normalized::Invalid;
     };
-    let Some((message, edited)) = MESSAGE_KINDS
+    let Some((kind, edited)) = MESSAGE_KINDS
         .iter()
-        .find_map(|&(kind, edited)| update.get(kind).map(|m| (m, edited)))
+        .find(|(kind, _)| update.get(*kind).is_some_and(|m| !m.is_null()))
+        .copied()
     else {
         return Normalized::Skip {
             update_id,
             why: "not a message update",
         };
     };
-    match message_params(message, edited) {
-        Ok((sender_id, params)) => Normalized::Message {
+    let what = format!("update {update_id}");
+    match message_params(Fields::new(&what, update), kind, edited) {
+        Ok(Some((sender_id, params))) => Normalized::Message {
             update_id,
             sender_id,
             params,
         },
-        Err(why) => Normalized::Skip { update_id, why },
+        Ok(None) => Normalized::Skip {
+            update_id,
+            why: "no text",
+        },
+        Err(missing) => Normalized::Incomplete { update_id, missing },
     }
 }
 
-/// The params of one Message, or why it is skipped.
-fn message_params(message: &Value, edited: bool) -> Result<(String, Map<String, Value>), &'static str> {
-    let chat = message.get("chat").ok_or("message without chat")?;
-    let chat_id = int(chat, "id").ok_or("chat without id")?;
-    let chat_type = chat
-        .get("type")
-        .and_then(Value::as_str)
-        .ok_or("chat without type")?;
-    let message_id = int(message, "message_id").ok_or("message without message_id")?;
-    let date = int(message, "date").ok_or("message without date")?;
-    let text = ["text", "caption"]
-        .iter()
-        .find_map(|key| message.get(*key).and_then(Value::as_str))
-        .filter(|text| !text.is_empty())
-        .ok_or("no text")?;
+/// A message's sender id and `channel.message` params.
+type SenderAndParams = (String, Map<String, Value>);
 
+/// The params of the Message at `kind` in the update, `None` when it has no text (stickers,
+/// joins, pins...), or the needed field it lacks.
+fn message_params(update: Fields<'_>, kind: &str, edited: bool) -> Result<Option<SenderAndParams>, Missing> {
+    let at = |path: &str| format!("{kind}.{path}");
+    // Checked first: a message the agent would not get anyway is no reason to complain.
+    let Some(text) = ["text", "caption"]
+        .iter()
+        .find_map(|key| update.opt_str(&at(key)))
+        .filter(|text| !text.is_empty())
+    else {
+        return Ok(None);
+    };
+    let chat_id = update.i64(&at("chat.id"))?;
+    let message_id = update.i64(&at("message_id"))?;
+    let chat_type = match update.opt_str(&at("chat.type")) {
+        Some(t) => t,
+        None => implied_chat_type(kind, chat_id),
+    };
+    let date = update
+        .opt_i64(&at("date"))
+        .unwrap_or_else(|| i64::try_from(crate::procinfo::unix_ms() / 1000).unwrap_or(0));
     let ts_secs = if edited {
-        int(message, "edit_date").unwrap_or(date)
+        update.opt_i64(&at("edit_date")).unwrap_or(date)
     } else {
         date
     };
-    let topic = message.get("is_topic_message").and_then(Value::as_bool) == Some(true);
-    let thread_id = int(message, "message_thread_id").filter(|_| topic);
-    let reply_to = message
-        .get("reply_to_message")
-        .and_then(|reply| int(reply, "message_id"))
+    let topic = update.get(&at("is_topic_message")).and_then(Value::as_bool) == Some(true);
+    let thread_id = update.opt_i64(&at("message_thread_id")).filter(|_| topic);
+    let reply_to = update
+        .opt_i64(&at("reply_to_message.message_id"))
         // The implicit "reply" to the topic's creation message carries the thread's id.
         .filter(|&id| !(topic && Some(id) == thread_id));
-
+    let message = update.get(kind).unwrap_or(&Value::Null);
+    let chat = update.get(&at("chat")).unwrap_or(&Value::Null);
     let (sender_id, from) = sender(message, chat, chat_id);
 
     let mut params = Map::new();
@@ -110,7 +139,20 @@ fn message_params(message: &Value, edited: bool) -> Result<(String, Map<String, 
     params.insert("ts".into(), json!(ts_secs.saturating_mul(1000)));
     params.insert("replyTo".into(), json!(reply_to.map(|id| id.to_string())));
     params.insert("edited".into(), json!(edited));
-    Ok((sender_id, params))
+    Ok(Some((sender_id, params)))
+}
+
+/// The chat type of a chat whose `type` is missing (see the module doc).
+fn implied_chat_type(kind: &str, chat_id: i64) -> &'static str {
+    if kind.ends_with("channel_post") {
+        "channel"
+    } else if chat_id > 0 {
+        "private"
+    } else if chat_id <= -1_000_000_000_000 {
+        "supergroup"
+    } else {
+        "group"
+    }
 }
 
 /// The sender's id and the `from` object: `sender_chat`, else the user, else the chat.
@@ -314,16 +356,77 @@ mod tests {
                 why: "not a message update"
             }
         );
-        assert_eq!(
-            normalize(&json!({"update_id": 8, "message": {"text": "no chat"}})),
-            Normalized::Skip {
-                update_id: 8,
-                why: "message without chat"
-            }
-        );
+        let Normalized::Incomplete { update_id, missing } =
+            normalize(&json!({"update_id": 8, "message": {"text": "no chat"}}))
+        else {
+            panic!("a message without a chat cannot be delivered")
+        };
+        assert_eq!(update_id, 8);
+        assert_eq!(missing.to_string(), r#"update 8 has no "message.chat.id""#);
         assert_eq!(normalize(&json!({"message": {}})), Normalized::Invalid);
         assert_eq!(normalize(&json!({"update_id": "9"})), Normalized::Invalid);
         assert_eq!(normalize(&json!([1])), Normalized::Invalid);
+    }
+
+    /// Only what is needed: no `date`, no chat `type`, no `from`, no `is_bot`.
+    #[test]
+    fn a_minimal_update_is_delivered_with_defaults() {
+        let before = crate::procinfo::unix_ms() / 1000 * 1000;
+        let (update_id, sender, params) = message(json!({"update_id": 1,
+            "message": {"message_id": 2, "text": "hi", "chat": {"id": 42}}}));
+        assert_eq!((update_id, sender.as_str()), (1, "42"));
+        assert_eq!(params["chatType"], "private");
+        assert_eq!(
+            params["from"],
+            json!({"id": "42", "username": null, "name": "42"})
+        );
+        let ts = params["ts"].as_u64().unwrap();
+        assert!(
+            ts >= before && ts <= crate::procinfo::unix_ms(),
+            "{ts}: the receipt time"
+        );
+        for (chat_id, kind, want) in [
+            (-5, "message", "group"),
+            (-1001234567890i64, "message", "supergroup"),
+            (-1001234567890, "channel_post", "channel"),
+        ] {
+            let (_, _, params) = message(json!({"update_id": 1,
+                kind: {"message_id": 2, "date": 1, "text": "x", "chat": {"id": chat_id}}}));
+            assert_eq!(params["chatType"], want, "{chat_id} {kind}");
+        }
+        // A `from` without is_bot or first_name is still the sender.
+        let (_, sender, params) = message(json!({"update_id": 1, "message": {"message_id": 2,
+            "date": 1, "text": "x", "chat": {"id": -5}, "from": {"id": 7}}}));
+        assert_eq!(sender, "7");
+        assert_eq!(params["from"]["name"], "7");
+    }
+
+    #[test]
+    fn a_needed_field_missing_or_mistyped_is_named_with_the_update() {
+        let incomplete = |message: Value| match normalize(&json!({"update_id": 9, "edited_message": message}))
+        {
+            Normalized::Incomplete {
+                update_id: 9,
+                missing,
+            } => missing.to_string(),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            incomplete(json!({"text": "x", "chat": {"id": 1}})),
+            r#"update 9 has no "edited_message.message_id""#
+        );
+        assert_eq!(
+            incomplete(json!({"message_id": 1, "text": "x", "chat": {"id": "1"}})),
+            r#"update 9 has "edited_message.chat.id" as a string, not an integer"#
+        );
+        // Without text there is nothing to deliver: a plain skip, no complaint.
+        assert_eq!(
+            normalize(&json!({"update_id": 9, "message": {"sticker": {}}})),
+            Normalized::Skip {
+                update_id: 9,
+                why: "no text"
+            }
+        );
     }
 
     #[test]

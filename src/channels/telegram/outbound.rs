@@ -18,8 +18,9 @@ use super::api::{ApiError, BotApi, SendMessage};
 use super::ratelimit::RateLimiter;
 use super::worker::CallResult;
 use crate::channels::calls::{CallId, Calls};
+use crate::channels::fields::Fields;
 pub use crate::channels::outbound::Done;
-use crate::channels::outbound::{self, SEND_TIMEOUT};
+use crate::channels::outbound::{self, SEND_TIMEOUT, sent_id};
 use crate::channels::split::{split_text, utf16_units};
 use crate::channels::{SendJob, TextFormat};
 use crate::protocol::{ErrorBody, ErrorCode};
@@ -116,10 +117,11 @@ impl Outbound {
         let job = &mut self.active[pos];
         match result {
             Ok(message) => {
-                let id = message
-                    .get("message_id")
-                    .map(|v| v.to_string())
-                    .unwrap_or_default();
+                let id = sent_id(
+                    "telegram",
+                    Fields::new("sendMessage answer", &message),
+                    "message_id",
+                );
                 if !job.part_sent(id) {
                     return None;
                 }

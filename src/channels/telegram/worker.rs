@@ -24,6 +24,7 @@ use super::offset::{OffsetFile, spool_source, starting_offset};
 use super::outbound::{Done, Outbound};
 use crate::backoff::Backoff;
 use crate::channels::calls::{CallId, Calls};
+use crate::channels::fields::Missing;
 use crate::channels::status::Refused;
 use crate::channels::{ChannelStatus, ConnectorCommand, ConnectorContext, ConnectorEvent};
 use crate::protocol::{ErrorBody, ErrorCode};
@@ -387,6 +388,7 @@ impl Worker {
     fn ingest(&mut self, updates: Vec<Value>, now: Instant) -> bool {
         let mut batch = Vec::new();
         let mut max_id: Option<i64> = None;
+        let mut invalid = 0;
         for update in &updates {
             match normalize(update) {
                 Normalized::Message {
@@ -407,10 +409,29 @@ impl Worker {
                     max_id = Some(max_id.map_or(update_id, |m| m.max(update_id)));
                     log::debug!("telegram: skipping update {update_id}: {why}");
                 }
-                Normalized::Invalid => log::warn!("telegram: ignoring an update without update_id"),
+                Normalized::Incomplete { update_id, missing } => {
+                    // Confirmed with the rest: it would only come back the same.
+                    max_id = Some(max_id.map_or(update_id, |m| m.max(update_id)));
+                    log::warn!("telegram: skipping an update that cannot be delivered: {missing}");
+                    self.status.last_error = Some(format!("{missing}; skipped"));
+                    self.report();
+                }
+                Normalized::Invalid => {
+                    invalid += 1;
+                    log::warn!("telegram: ignoring an update without \"update_id\" (it cannot be confirmed)");
+                }
             }
         }
-        let Some(max_id) = max_id else { return true };
+        let Some(max_id) = max_id else {
+            if invalid == 0 {
+                return true;
+            }
+            // Nothing in the batch can be confirmed, so the next poll would get it again at
+            // once: wait like after any failure instead of polling in a hot loop.
+            let missing = Missing::new("every update of the getUpdates answer", "update_id");
+            self.fail("getUpdates", ApiError::Incomplete(missing), now);
+            return false;
+        };
         let mut next = max_id + 1;
         let mut whole = true;
         if !batch.is_empty() {
