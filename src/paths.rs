@@ -138,7 +138,7 @@ pub fn write_private_file(path: &Path, bytes: &[u8]) -> io::Result<()> {
 /// Create a fresh temp file next to the target. The pid and a counter make names unique
 /// between processes and threads; `create_new` makes a stale leftover (say, after pid
 /// reuse) a retry instead of a silent overwrite of someone else's file.
-fn create_temp(dir: &Path, name: &str) -> io::Result<(PathBuf, File)> {
+pub(crate) fn create_temp(dir: &Path, name: &str) -> io::Result<(PathBuf, File)> {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let mut last_err = None;
     for _ in 0..16 {

@@ -13,6 +13,7 @@
 pub mod calls;
 pub mod discord;
 pub mod http;
+pub mod media;
 pub mod outbound;
 pub mod slack;
 pub mod split;
