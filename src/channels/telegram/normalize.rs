@@ -1,9 +1,10 @@
 //! Telegram Update objects to the contract's `channel.message` params.
 //!
 //! Only the four message-carrying update kinds become messages: `message`, `edited_message`,
-//! `channel_post`, `edited_channel_post`. Everything else, and messages without text or
-//! caption (stickers, joins, pins...), is skipped, but still carries its `update_id` so that
-//! the connector can confirm it and never see it again.
+//! `channel_post`, `edited_channel_post`. Everything else, and messages with neither text,
+//! caption nor media (joins, pins...), is skipped, but still carries its `update_id` so that
+//! the connector can confirm it and never see it again. Media become `attachments`
+//! (`super::media`); a media-only message has `text: ""`.
 //!
 //! Choices the contract leaves open, and why:
 //! - All ids are strings made from i64 (chat ids exceed 32 bits, e.g. `-1001234567890`).
@@ -81,8 +82,12 @@ fn message_params(message: &Value, edited: bool) -> Result<(String, Map<String, 
     let text = ["text", "caption"]
         .iter()
         .find_map(|key| message.get(*key).and_then(Value::as_str))
-        .filter(|text| !text.is_empty())
-        .ok_or("no text")?;
+        .unwrap_or("");
+    // A message with only media is delivered with its caption or "" (contract, "Media in").
+    let attachments = super::media::attachments(message);
+    if text.is_empty() && attachments.is_empty() {
+        return Err("no text");
+    }
 
     let ts_secs = if edited {
         int(message, "edit_date").unwrap_or(date)
@@ -110,6 +115,9 @@ fn message_params(message: &Value, edited: bool) -> Result<(String, Map<String, 
     params.insert("ts".into(), json!(ts_secs.saturating_mul(1000)));
     params.insert("replyTo".into(), json!(reply_to.map(|id| id.to_string())));
     params.insert("edited".into(), json!(edited));
+    params.insert("attachments".into(), json!(attachments));
+    let media_group = message.get("media_group_id").and_then(Value::as_str);
+    params.insert("mediaGroupId".into(), json!(media_group));
     Ok((sender_id, params))
 }
 
@@ -195,7 +203,8 @@ mod tests {
             params,
             json!({"channel": "telegram", "chatId": "42", "chatType": "private", "messageId": "5",
                    "threadId": null, "from": {"id": "42", "username": "ada", "name": "Ada Lovelace"},
-                   "text": "hello", "ts": 1700000000000i64, "replyTo": null, "edited": false})
+                   "text": "hello", "ts": 1700000000000i64, "replyTo": null, "edited": false,
+                   "attachments": [], "mediaGroupId": null})
         );
     }
 
@@ -303,6 +312,30 @@ mod tests {
                 why: "no text"
             }
         );
+    }
+
+    #[test]
+    fn media_only_messages_are_delivered_with_empty_text() {
+        let (_, _, params) = message(json!({"update_id": 5, "message": {
+            "message_id": 1, "date": 1, "media_group_id": "13579",
+            "photo": [{"file_id": "p1", "width": 10, "height": 10}],
+            "from": {"id": 1, "is_bot": false, "first_name": "A"},
+            "chat": {"id": 1, "type": "private"}}}));
+        assert_eq!(params["text"], "");
+        assert_eq!(params["mediaGroupId"], "13579");
+        let a = &params["attachments"];
+        assert_eq!(a.as_array().unwrap().len(), 1, "{a}");
+        assert_eq!(a[0]["kind"], "photo");
+        assert_eq!(a[0]["durationMs"], Value::Null);
+        let id = a[0]["id"].as_str().unwrap();
+        assert_eq!(super::super::media::file_id(id).unwrap(), "p1");
+        let (_, _, params) = message(json!({"update_id": 6, "message": {
+            "message_id": 2, "date": 1, "caption": "listen", "voice": {"file_id": "v", "duration": 2},
+            "from": {"id": 1, "is_bot": false, "first_name": "A"},
+            "chat": {"id": 1, "type": "private"}}}));
+        assert_eq!(params["text"], "listen");
+        assert_eq!(params["attachments"][0]["kind"], "voice");
+        assert_eq!(params["mediaGroupId"], Value::Null);
     }
 
     #[test]
