@@ -32,7 +32,8 @@ const INPUT_BUFFER: usize = 32 * 1024;
 const OUTPUT_BUFFER: usize = 16 * 1024;
 
 /// A client's agent: statuses are answers (4xx/5xx carry the body to read), redirects are
-/// not followed (a token-bearing request must not go elsewhere; a 3xx is returned as is),
+/// not followed (a token-bearing request must not go elsewhere; a 3xx is returned as is;
+/// only [`download`] follows them, never with the `Authorization` header),
 /// `timeout_global` is a safety net only (every call sets its own budget).
 pub fn agent(timeout_global: Duration, user_agent: &str) -> ureq::Agent {
     let config = ureq::Agent::config_builder()
@@ -207,35 +208,20 @@ mod tests {
     /// `header_pad` bytes of extra header and a body that reports the request body's length
     /// and checksum, padded to `body_len`.
     fn serve_once(listener: TcpListener, header_pad: usize, body_len: usize) -> thread::JoinHandle<()> {
-        thread::spawn(move || {
-            let (stream, _) = listener.accept().unwrap();
-            stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-            let mut reader = BufReader::new(stream.try_clone().unwrap());
-            let mut content_length = 0;
-            loop {
-                let mut line = String::new();
-                reader.read_line(&mut line).unwrap();
-                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                    content_length = v.trim().parse().unwrap();
-                }
-                if line == "\r\n" {
-                    break;
-                }
-            }
-            let mut body = vec![0; content_length];
-            reader.read_exact(&mut body).unwrap();
-            let sum: u64 = body.iter().map(|&b| u64::from(b)).sum();
-            let mut reply = format!("{} {sum} ", body.len()).into_bytes();
+        let (handle, _) = serve(listener, 1, move |seen| {
+            let sum: u64 = seen.body.iter().map(|&b| u64::from(b)).sum();
+            let mut reply = format!("{} {sum} ", seen.body.len()).into_bytes();
             reply.resize(body_len, b'x');
-            let head = format!(
+            let mut out = format!(
                 "HTTP/1.1 200 OK\r\nX-Pad: {}\r\nContent-Length: {}\r\n\r\n",
                 "p".repeat(header_pad),
                 reply.len()
-            );
-            let mut stream = stream;
-            stream.write_all(head.as_bytes()).unwrap();
-            stream.write_all(&reply).unwrap();
-        })
+            )
+            .into_bytes();
+            out.extend_from_slice(&reply);
+            out
+        });
+        handle
     }
 
     /// The small buffers only bound the headers: bodies far larger than both buffers go
