@@ -136,6 +136,32 @@ fn an_idempotency_key_sends_once_and_answers_the_same() {
     assert_eq!(fake.sent().len(), 2);
 }
 
+/// A duplicate that arrives while the first send is still in flight waits for that send's
+/// result instead of sending again (the router's single-flight table).
+#[test]
+fn an_idempotency_key_in_flight_is_joined_not_sent_again() {
+    let _w = Watchdog::new("idempotency-in-flight", Duration::from_secs(30));
+    let fake = FakeTelegram::start(TOKEN);
+    fake.add_chat(100, "private", None);
+    let (_home, gw) = start(&fake);
+    let mut op = gw.operator();
+    let mut agent = agent(&gw);
+    fake.fail_next("sendMessage", Fault::Delay(Duration::from_millis(1500)));
+    let params = json!({"channel": "telegram", "to": "100", "text": "once", "idempotencyKey": "slow"});
+    op.send_json(&json!({"type": "request", "requestId": "a", "method": "channels.send", "params": params}));
+    assert!(fake.wait_requests("sendMessage", 1, Duration::from_secs(10)));
+    // The first send is now held by the fake; the duplicate joins it.
+    agent.send_json(
+        &json!({"type": "request", "requestId": "b", "method": "channels.send", "params": params}),
+    );
+    let first = op.response("a", Duration::from_secs(10));
+    let second = agent.response("b", Duration::from_secs(10));
+    assert!(first["result"]["messageIds"].is_array(), "{first}");
+    assert_eq!(second["result"], first["result"]);
+    assert_eq!(fake.request_count("sendMessage"), 1);
+    assert_eq!(fake.sent().len(), 1);
+}
+
 // ---- Inbound durability ----
 
 #[test]

@@ -1,13 +1,20 @@
-//! HTTP plumbing shared by the connectors' `ureq` clients: the agent, per-call timeouts and
-//! the classification of transport errors.
+//! HTTP plumbing shared by the connectors' `ureq` clients: the agent, per-call timeouts, the
+//! classification of transport errors, and the two media transfers: a streamed download into
+//! the media cache ([`download`]) and a streamed multipart upload ([`post_multipart`]).
 //!
 //! The one distinction that matters most is [`Transport::Connect`] versus
 //! [`Transport::Network`]: only a request that surely never reached the platform may be sent
 //! again without risking a duplicate chat message. Each client maps these into its own error.
 
 use std::fmt;
-use std::io;
+use std::io::{self, Read};
 use std::time::Duration;
+
+use ureq::config::RedirectAuthHeaders;
+use ureq::typestate::{WithBody, WithoutBody};
+
+use super::media::MediaError;
+use super::media::multipart::Multipart;
 
 /// Upper bound for name resolution and for connection setup (TCP + TLS), each. Setting these
 /// separately from the global timeout is what lets a connect-phase timeout be reported as
@@ -25,7 +32,8 @@ const INPUT_BUFFER: usize = 32 * 1024;
 const OUTPUT_BUFFER: usize = 16 * 1024;
 
 /// A client's agent: statuses are answers (4xx/5xx carry the body to read), redirects are
-/// not followed (a token-bearing request must not go elsewhere; a 3xx is returned as is),
+/// not followed (a token-bearing request must not go elsewhere; a 3xx is returned as is;
+/// only [`download`] follows them, never with the `Authorization` header),
 /// `timeout_global` is a safety net only (every call sets its own budget).
 pub fn agent(timeout_global: Duration, user_agent: &str) -> ureq::Agent {
     let config = ureq::Agent::config_builder()
@@ -128,10 +136,71 @@ fn is_setup_io_error(e: &io::Error) -> bool {
     }
 }
 
+/// Redirects a download follows (a platform's file URL may bounce to a CDN).
+const DOWNLOAD_REDIRECTS: u32 = 3;
+
+/// GET `request` and hand its body to `store` (normally [`super::media::cache::MediaCache::store`])
+/// as it arrives, with the length the server announced, if any.
+///
+/// Redirects are followed (up to [`DOWNLOAD_REDIRECTS`]), but an `Authorization` header never
+/// is: ureq's `RedirectAuthHeaders::Never`, set here explicitly rather than trusted as a
+/// default. (Its alternative, `SameHost`, compares host names without ports, so it would hand
+/// a Slack bot token to any other service on the same host.) A download that needs its token
+/// after a redirect fails visibly instead.
+///
+/// Errors: no answer, a non-2xx status ([`MediaError::Status`], so a connector can react to
+/// an expired URL) or a body that breaks off are all `UNAVAILABLE`, retryable; the limits are
+/// `store`'s. The request URL is never quoted (Telegram's file URLs carry the bot token).
+pub fn download<T>(
+    request: ureq::RequestBuilder<WithoutBody>,
+    timeout: Duration,
+    store: impl FnOnce(&mut dyn Read, Option<u64>) -> Result<T, MediaError>,
+) -> Result<T, MediaError> {
+    let request = with_timeouts(request, timeout)
+        .config()
+        .max_redirects(DOWNLOAD_REDIRECTS)
+        .redirect_auth_headers(RedirectAuthHeaders::Never)
+        .build();
+    let response = request.call().map_err(|e| {
+        MediaError::Unavailable(format!(
+            "the download failed: {}; try again",
+            classify_transport(&e)
+        ))
+    })?;
+    let status = response.status().as_u16();
+    if !(200..300).contains(&status) {
+        return Err(MediaError::Status {
+            status,
+            message: format!("the platform answered HTTP {status} to the download; try again"),
+        });
+    }
+    let length = response.body().content_length();
+    let mut body = response.into_body().into_reader();
+    store(&mut body, length)
+}
+
+/// POST `form` as `multipart/form-data` with its exact `Content-Length`, streaming it (files
+/// are read as they are sent). Errors classify like any call ([`classify_transport`]): a
+/// timeout or reset mid-body is [`Transport::Network`], so an upload, like a text send, is
+/// never retried once it may have arrived.
+pub fn post_multipart(
+    request: ureq::RequestBuilder<WithBody>,
+    timeout: Duration,
+    form: Multipart,
+) -> Result<ureq::http::Response<ureq::Body>, ureq::Error> {
+    let length = form.content_length();
+    with_timeouts(request, timeout)
+        .header("Content-Type", form.content_type())
+        .header("Content-Length", length.to_string())
+        .send(ureq::SendBody::from_owned_reader(form.into_reader()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::{BufRead, BufReader, Read, Write};
+    use crate::channels::media::cache::MediaCache;
+    use crate::channels::media::hash::sha256_hex;
+    use std::io::{BufRead, BufReader, Write};
     use std::net::TcpListener;
     use std::thread;
 
@@ -139,35 +208,20 @@ mod tests {
     /// `header_pad` bytes of extra header and a body that reports the request body's length
     /// and checksum, padded to `body_len`.
     fn serve_once(listener: TcpListener, header_pad: usize, body_len: usize) -> thread::JoinHandle<()> {
-        thread::spawn(move || {
-            let (stream, _) = listener.accept().unwrap();
-            stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-            let mut reader = BufReader::new(stream.try_clone().unwrap());
-            let mut content_length = 0;
-            loop {
-                let mut line = String::new();
-                reader.read_line(&mut line).unwrap();
-                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                    content_length = v.trim().parse().unwrap();
-                }
-                if line == "\r\n" {
-                    break;
-                }
-            }
-            let mut body = vec![0; content_length];
-            reader.read_exact(&mut body).unwrap();
-            let sum: u64 = body.iter().map(|&b| u64::from(b)).sum();
-            let mut reply = format!("{} {sum} ", body.len()).into_bytes();
+        let (handle, _) = serve(listener, 1, move |seen| {
+            let sum: u64 = seen.body.iter().map(|&b| u64::from(b)).sum();
+            let mut reply = format!("{} {sum} ", seen.body.len()).into_bytes();
             reply.resize(body_len, b'x');
-            let head = format!(
+            let mut out = format!(
                 "HTTP/1.1 200 OK\r\nX-Pad: {}\r\nContent-Length: {}\r\n\r\n",
                 "p".repeat(header_pad),
                 reply.len()
-            );
-            let mut stream = stream;
-            stream.write_all(head.as_bytes()).unwrap();
-            stream.write_all(&reply).unwrap();
-        })
+            )
+            .into_bytes();
+            out.extend_from_slice(&reply);
+            out
+        });
+        handle
     }
 
     /// The small buffers only bound the headers: bodies far larger than both buffers go
@@ -215,5 +269,221 @@ mod tests {
             matches!(classify_transport(&error), Transport::Network(_)),
             "{error}"
         );
+    }
+
+    /// One request as [`serve`] saw it: the head (request line and headers, lowercased) and
+    /// the Content-Length body.
+    struct Seen {
+        head: String,
+        body: Vec<u8>,
+    }
+
+    /// Answer `n` requests on `listener`, each with the raw bytes `reply` gives (a reply may
+    /// stop short of its Content-Length: the connection then closes mid-body). What each
+    /// request looked like comes back on the channel.
+    fn serve(
+        listener: TcpListener,
+        n: usize,
+        reply: impl Fn(&Seen) -> Vec<u8> + Send + 'static,
+    ) -> (thread::JoinHandle<()>, std::sync::mpsc::Receiver<Seen>) {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let handle = thread::spawn(move || {
+            for _ in 0..n {
+                let (stream, _) = listener.accept().unwrap();
+                stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut head = String::new();
+                let mut length = 0;
+                loop {
+                    let mut line = String::new();
+                    reader.read_line(&mut line).unwrap();
+                    let lower = line.to_ascii_lowercase();
+                    if let Some(v) = lower.strip_prefix("content-length:") {
+                        length = v.trim().parse().unwrap();
+                    }
+                    if line == "\r\n" || line.is_empty() {
+                        break;
+                    }
+                    head.push_str(&lower);
+                }
+                let mut body = vec![0; length];
+                reader.read_exact(&mut body).unwrap();
+                let seen = Seen { head, body };
+                let mut stream = stream;
+                let _ = stream.write_all(&reply(&seen));
+                let _ = tx.send(seen);
+            }
+        });
+        (handle, rx)
+    }
+
+    fn ok_with(body: &[u8], announced: usize) -> Vec<u8> {
+        let mut r = format!("HTTP/1.1 200 OK\r\nContent-Length: {announced}\r\nConnection: close\r\n\r\n")
+            .into_bytes();
+        r.extend_from_slice(body);
+        r
+    }
+
+    fn local() -> (TcpListener, String) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        (listener, base)
+    }
+
+    fn fetch(
+        cache: &MediaCache,
+        url: &str,
+        max: u64,
+    ) -> Result<crate::channels::media::cache::CachedFile, MediaError> {
+        let request = agent(Duration::from_secs(10), "test")
+            .get(url)
+            .header("Authorization", "Bearer xoxb-secret");
+        download(request, Duration::from_secs(10), |body, length| {
+            cache.store("id1", Some("f.bin".into()), None, body, max, length)
+        })
+    }
+
+    fn files(dir: &std::path::Path) -> usize {
+        std::fs::read_dir(dir).unwrap().count()
+    }
+
+    #[test]
+    fn a_download_streams_into_the_cache() {
+        let tmp = tempfile::tempdir().unwrap();
+        let cache = MediaCache::open(tmp.path(), 1 << 30).unwrap();
+        let data: Vec<u8> = (0..300_000u32).map(|i| (i % 241) as u8).collect();
+        let (listener, base) = local();
+        let body = data.clone();
+        let (server, _) = serve(listener, 1, move |_| ok_with(&body, body.len()));
+        let got = fetch(&cache, &format!("{base}/file"), 1 << 20).unwrap();
+        server.join().unwrap();
+        assert_eq!(got.sha256, sha256_hex(&data));
+        assert_eq!(std::fs::read(&got.path).unwrap(), data);
+    }
+
+    #[test]
+    fn error_statuses_are_retryable_and_keep_their_status() {
+        let tmp = tempfile::tempdir().unwrap();
+        let cache = MediaCache::open(tmp.path(), 1 << 30).unwrap();
+        for status in [404u16, 500, 502] {
+            let (listener, base) = local();
+            let (server, _) = serve(listener, 1, move |_| {
+                format!("HTTP/1.1 {status} X\r\nContent-Length: 2\r\n\r\nno").into_bytes()
+            });
+            let e = fetch(&cache, &format!("{base}/file"), 1 << 20).unwrap_err();
+            server.join().unwrap();
+            assert!(
+                matches!(&e, MediaError::Status { status: s, .. } if *s == status),
+                "{e:?}"
+            );
+            let body = e.to_body();
+            assert_eq!(
+                (body.code, body.retryable),
+                (crate::protocol::ErrorCode::Unavailable, true)
+            );
+        }
+        assert_eq!(files(tmp.path()), 0);
+    }
+
+    #[test]
+    fn a_body_that_breaks_off_leaves_nothing_and_the_next_fetch_works() {
+        let tmp = tempfile::tempdir().unwrap();
+        let cache = MediaCache::open(tmp.path(), 1 << 30).unwrap();
+        let (listener, base) = local();
+        let (server, _) = serve(listener, 1, |_| ok_with(&[7u8; 50_000], 100_000));
+        let e = fetch(&cache, &format!("{base}/file"), 1 << 20).unwrap_err();
+        server.join().unwrap();
+        assert!(matches!(e, MediaError::Unavailable(_)), "{e:?}");
+        assert!(e.to_body().retryable);
+        assert_eq!(files(tmp.path()), 0);
+        let (listener, base) = local();
+        let (server, _) = serve(listener, 1, |_| ok_with(&[7u8; 100_000], 100_000));
+        assert_eq!(
+            fetch(&cache, &format!("{base}/file"), 1 << 20).unwrap().size,
+            100_000
+        );
+        server.join().unwrap();
+    }
+
+    #[test]
+    fn an_announced_size_over_the_limit_is_refused_unread() {
+        let tmp = tempfile::tempdir().unwrap();
+        let cache = MediaCache::open(tmp.path(), 1 << 30).unwrap();
+        let (listener, base) = local();
+        let (server, _) = serve(listener, 1, |_| ok_with(&[1u8; 2000], 2000));
+        let e = fetch(&cache, &format!("{base}/file"), 1000).unwrap_err();
+        server.join().unwrap();
+        assert!(
+            matches!(&e, MediaError::TooLarge(m) if m.contains("media.maxBytes")),
+            "{e:?}"
+        );
+        assert_eq!(files(tmp.path()), 0);
+    }
+
+    /// Slack's `url_private` needs the bot token; a redirect must never carry it to another
+    /// server: neither another host (127.0.0.2) nor another port of the same host.
+    #[test]
+    fn redirects_never_carry_the_authorization_header() {
+        let tmp = tempfile::tempdir().unwrap();
+        let cache = MediaCache::open(tmp.path(), 1 << 30).unwrap();
+        for target_ip in ["127.0.0.2", "127.0.0.1"] {
+            let target = TcpListener::bind(format!("{target_ip}:0")).unwrap();
+            let to = format!("http://{}/cdn/file", target.local_addr().unwrap());
+            let (b, b_seen) = serve(target, 1, |_| ok_with(b"cdn bytes", 9));
+            let (listener, base) = local();
+            let (a, a_seen) = serve(listener, 1, move |_| {
+                format!("HTTP/1.1 302 Found\r\nLocation: {to}\r\nContent-Length: 0\r\n\r\n").into_bytes()
+            });
+            let got = fetch(&cache, &format!("{base}/files-pri/x"), 1 << 20).unwrap();
+            a.join().unwrap();
+            b.join().unwrap();
+            assert_eq!(std::fs::read(&got.path).unwrap(), b"cdn bytes");
+            let first = a_seen.recv().unwrap().head;
+            assert!(first.contains("authorization: bearer xoxb-secret"), "{first}");
+            let second = b_seen.recv().unwrap().head;
+            assert!(second.starts_with("get /cdn/file "), "{second}");
+            assert!(!second.contains("authorization"), "{target_ip}: {second}");
+        }
+    }
+
+    /// The upload goes with its exact Content-Length (not chunked) and the parts' bytes.
+    #[test]
+    fn a_multipart_post_streams_with_its_exact_length() {
+        use std::io::Seek;
+        let mut file = tempfile::tempfile().unwrap();
+        let data: Vec<u8> = (0..200_000u32).map(|i| (i % 239) as u8).collect();
+        file.write_all(&data).unwrap();
+        file.rewind().unwrap();
+        let mut form = Multipart::new();
+        form.text("chat_id", "42").file(
+            "document",
+            "d.bin",
+            "application/octet-stream",
+            file,
+            data.len() as u64,
+        );
+        let want_len = form.content_length();
+        let (listener, base) = local();
+        let (server, seen) = serve(listener, 1, |_| ok_with(b"{}", 2));
+        let request = agent(Duration::from_secs(10), "test").post(format!("{base}/upload"));
+        let response = post_multipart(request, Duration::from_secs(10), form).unwrap();
+        server.join().unwrap();
+        assert_eq!(response.status().as_u16(), 200);
+        let seen = seen.recv().unwrap();
+        assert!(
+            seen.head.contains(&format!("content-length: {want_len}\r\n")),
+            "{}",
+            seen.head
+        );
+        assert!(
+            seen.head
+                .contains("content-type: multipart/form-data; boundary=emonk-"),
+            "{}",
+            seen.head
+        );
+        assert!(!seen.head.contains("transfer-encoding"), "{}", seen.head);
+        assert_eq!(seen.body.len() as u64, want_len);
+        let at = seen.body.windows(data.len()).position(|w| w == &data[..]);
+        assert!(at.is_some(), "the file bytes are in the body");
     }
 }

@@ -14,6 +14,7 @@ pub mod calls;
 pub mod discord;
 pub mod fields;
 pub mod http;
+pub mod media;
 pub mod outbound;
 pub mod slack;
 pub mod split;

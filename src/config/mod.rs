@@ -74,12 +74,58 @@ pub const DEFAULT_SPOOL_MAX_BYTES: u64 = 67_108_864;
 /// Allowed `spool.maxBytes`.
 pub const SPOOL_MAX_BYTES_RANGE: (u64, u64) = (65_536, 68_719_476_736);
 
+/// Default `media.maxBytes` (20 MiB): the largest file `channels.fetch` downloads.
+pub const DEFAULT_MEDIA_MAX_BYTES: u64 = 20_971_520;
+/// Allowed `media.maxBytes`: 1 KiB to 2 GiB (Telegram's own upload ceiling for local Bot API
+/// servers; nothing a chat platform serves is larger).
+pub const MEDIA_MAX_BYTES_RANGE: (u64, u64) = (1_024, 2_147_483_648);
+/// Default `media.cacheMaxBytes` (256 MiB): the byte budget of `<state>/media/`.
+pub const DEFAULT_MEDIA_CACHE_MAX_BYTES: u64 = 268_435_456;
+/// Allowed `media.cacheMaxBytes`: 1 MiB to 1 TiB, and at least `media.maxBytes` (a budget
+/// below one file would evict every file as soon as the next arrives).
+pub const MEDIA_CACHE_MAX_BYTES_RANGE: (u64, u64) = (1_048_576, 1_099_511_627_776);
+/// The default `media.sendDirs` entry, under the state dir.
+pub const DEFAULT_OUTBOX: &str = "outbox";
+
 /// The whole configuration.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Config {
     pub gateway: GatewayConfig,
     pub channels: ChannelsConfig,
     pub spool: SpoolConfig,
+    pub media: MediaConfig,
+}
+
+/// `media.*` (contract, "Media in" and "Media out").
+#[derive(Clone, Debug, PartialEq)]
+pub struct MediaConfig {
+    /// Largest file `channels.fetch` downloads (`PAYLOAD_TOO_LARGE` beyond).
+    pub max_bytes: u64,
+    /// Byte budget of the media cache; least recently fetched files are evicted beyond it.
+    pub cache_max_bytes: u64,
+    /// Folders `channels.send` may read `path` attachments from; `None` means the default,
+    /// `<state>/outbox` (see [`MediaConfig::send_dirs`]). An empty list allows no path at all.
+    pub send_dirs: Option<Vec<PathBuf>>,
+}
+
+impl Default for MediaConfig {
+    fn default() -> MediaConfig {
+        MediaConfig {
+            max_bytes: DEFAULT_MEDIA_MAX_BYTES,
+            cache_max_bytes: DEFAULT_MEDIA_CACHE_MAX_BYTES,
+            send_dirs: None,
+        }
+    }
+}
+
+impl MediaConfig {
+    /// The effective `media.sendDirs` for the state dir `state`.
+    pub fn send_dirs(&self, state: &Path) -> Vec<PathBuf> {
+        match &self.send_dirs {
+            Some(dirs) => dirs.clone(),
+            None => vec![state.join(DEFAULT_OUTBOX)],
+        }
+    }
 }
 
 /// Bounds of the durable inbound spool (an extension of the contract's keys). When the spool
@@ -347,6 +393,20 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn media_defaults_match_the_contract() {
+        let m = Config::default().media;
+        assert_eq!((m.max_bytes, m.cache_max_bytes), (20_971_520, 268_435_456));
+        assert_eq!(m.send_dirs(Path::new("/s")), [PathBuf::from("/s/outbox")]);
+        let none = MediaConfig {
+            send_dirs: Some(Vec::new()),
+            ..MediaConfig::default()
+        };
+        assert!(none.send_dirs(Path::new("/s")).is_empty());
+        assert!(MEDIA_MAX_BYTES_RANGE.0 <= m.max_bytes && m.max_bytes <= MEDIA_MAX_BYTES_RANGE.1);
+        assert!(m.cache_max_bytes >= m.max_bytes);
+    }
 
     #[test]
     fn defaults_match_the_contract() {

@@ -92,6 +92,8 @@ pub(super) fn parse(text: &str) -> Result<Config> {
         gateway,
         channels,
         spool,
+        // Parsed by the typed config that replaces this file; defaults until then.
+        media: super::MediaConfig::default(),
     })
 }
 

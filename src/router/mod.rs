@@ -7,6 +7,7 @@
 //! except waiting for its next message or the next forwarding deadline.
 
 mod delivery;
+mod flights;
 mod forwarding;
 mod methods;
 mod sends;
@@ -24,8 +25,9 @@ use crate::bus::{Audience, ConnId, LoopHandle, Peer, Probe, ToLoop, ToRouter};
 use crate::channels::{ChannelStatus, ConnectorCommand, ConnectorEvent};
 use crate::protocol::{ErrorBody, ErrorCode, Role, close, frames};
 use crate::spool::Spool;
+use flights::Flights;
 use forwarding::Forwarding;
-use sends::{Idempotency, PendingSend};
+use sends::{Idempotency, SendWaiter};
 
 /// What `gateway.restart` does after answering: write the one-shot authorization and signal
 /// the process, so every restart takes the same path as `emonkd restart`.
@@ -61,9 +63,9 @@ pub struct Router {
     spool: Arc<Mutex<Spool>>,
     /// The highest cursor sent to the current agent connection.
     delivered: u64,
-    /// `channels.send` calls waiting for their connector, by job id.
-    sends: std::collections::HashMap<u64, PendingSend>,
-    next_send: u64,
+    /// `channels.send` calls waiting for their connector, by job id, joinable by
+    /// idempotency key.
+    sends: Flights<String, SendWaiter>,
     idempotency: Idempotency,
 }
 
@@ -86,8 +88,7 @@ impl Router {
             connectors,
             spool,
             delivered: 0,
-            sends: std::collections::HashMap::new(),
-            next_send: 0,
+            sends: Flights::default(),
             idempotency: Idempotency::default(),
         }
     }

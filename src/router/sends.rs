@@ -17,17 +17,13 @@ pub const IDEMPOTENCY_TTL: Duration = Duration::from_secs(600);
 /// Remembered keys at most; the oldest go first beyond this.
 const IDEMPOTENCY_MAX: usize = 10_000;
 
-/// Callers waiting for one send (several when they share an idempotency key).
-pub(super) struct PendingSend {
-    waiters: Vec<(ConnId, String)>,
-    key: Option<String>,
-}
+/// Who waits for a send: the connection and its request id.
+pub(super) type SendWaiter = (ConnId, String);
 
-/// Finished sends by key, and sends in flight by key.
+/// Finished sends by key (sends in flight are in the router's [`super::flights::Flights`]).
 #[derive(Default)]
 pub(super) struct Idempotency {
     done: HashMap<String, (Instant, Result<Value, ErrorBody>)>,
-    in_flight: HashMap<String, u64>,
 }
 
 impl Idempotency {
@@ -77,11 +73,9 @@ impl Router {
             if let Some((_, result)) = self.idempotency.done.get(key) {
                 return reply_now(self, result.clone());
             }
-            if let Some(id) = self.idempotency.in_flight.get(key) {
-                if let Some(p) = self.sends.get_mut(id) {
-                    p.waiters.push((conn, request_id));
-                    return;
-                }
+            // In flight: wait for its result rather than send again.
+            if self.sends.join(key, (conn, request_id.clone())).is_ok() {
+                return;
             }
         }
         let Some(slot) = self.connectors.get(request.channel.as_str()) else {
@@ -96,8 +90,7 @@ impl Router {
                 )),
             );
         };
-        self.next_send += 1;
-        let id = self.next_send;
+        let id = self.sends.next_id();
         if slot
             .commands
             .send(ConnectorCommand::Send(SendJob { id, request }))
@@ -112,26 +105,18 @@ impl Router {
                 )),
             );
         }
-        if let Some(key) = &key {
-            self.idempotency.in_flight.insert(key.clone(), id);
-        }
-        self.sends.insert(
-            id,
-            PendingSend {
-                waiters: vec![(conn, request_id)],
-                key,
-            },
-        );
+        self.sends.begin(id, key, (conn, request_id));
     }
 
     /// A connector finished a send: answer every waiting caller, remember it by key.
     pub(super) fn on_send_done(&mut self, id: u64, result: Result<Value, ErrorBody>) {
-        let Some(p) = self.sends.remove(&id) else { return };
-        for (conn, request_id) in &p.waiters {
+        let Some((key, waiters)) = self.sends.land(id) else {
+            return;
+        };
+        for (conn, request_id) in &waiters {
             self.out.send_frame(*conn, reply_frame(request_id, &result));
         }
-        if let Some(key) = p.key {
-            self.idempotency.in_flight.remove(&key);
+        if let Some(key) = key {
             // The first result is final, errors included: after a timeout mid-request the
             // message may have gone out, and sending again could duplicate it.
             self.idempotency.done.insert(key, (Instant::now(), result));
@@ -141,12 +126,9 @@ impl Router {
     /// Fail every send still waiting (at shutdown).
     pub(super) fn fail_sends(&mut self, why: &str) {
         let body = ErrorBody::retryable(ErrorCode::Unavailable, why, None);
-        for (_, p) in self.sends.drain() {
-            for (conn, request_id) in p.waiters {
-                self.out
-                    .send_frame(conn, frames::response_error(&request_id, &body));
-            }
+        for (conn, request_id) in self.sends.drain() {
+            self.out
+                .send_frame(conn, frames::response_error(&request_id, &body));
         }
-        self.idempotency.in_flight.clear();
     }
 }

@@ -11,6 +11,7 @@ pub mod fake_discord;
 pub mod fake_server;
 pub mod fake_slack;
 pub mod fake_telegram;
+pub mod multipart;
 pub mod slack;
 pub mod telegram;
 

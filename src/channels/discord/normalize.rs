@@ -126,6 +126,10 @@ fn message(d: Fields<'_>, bot_id: Option<&str>) -> Result<Normalized, Missing> {
     params.insert("ts".into(), json!(ts));
     params.insert("replyTo".into(), json!(reply_to));
     params.insert("edited".into(), json!(false));
+    // The contract's fields are always present; this platform's files are not mapped yet
+    // (Telegram's are: src/channels/telegram/media.rs).
+    params.insert("attachments".into(), json!([]));
+    params.insert("mediaGroupId".into(), Value::Null);
     Ok(Normalized::Message {
         id,
         sender_id,
@@ -248,7 +252,8 @@ mod tests {
             json!({"channel": "discord", "chatId": "555", "chatType": "dm",
                    "messageId": "1234567890123456789", "threadId": null,
                    "from": {"id": "42", "username": "ada", "name": "Ada Lovelace"},
-                   "text": "hello", "ts": 1_714_566_896_789u64, "replyTo": null, "edited": false})
+                   "text": "hello", "ts": 1_714_566_896_789u64, "replyTo": null, "edited": false,
+                   "attachments": [], "mediaGroupId": null})
         );
         let m = message(json!({"guild_id": "7", "type": 19,
             "message_reference": {"message_id": "111", "channel_id": "555"},

@@ -168,6 +168,10 @@ fn message(payload: Fields<'_>, me: &Me) -> Result<Normalized, Missing> {
     params.insert("ts".into(), json!(ts_to_ms(at_ts)));
     params.insert("replyTo".into(), Value::Null);
     params.insert("edited".into(), json!(edited));
+    // The contract's fields are always present; this platform's files are not mapped yet
+    // (Telegram's are: src/channels/telegram/media.rs).
+    params.insert("attachments".into(), json!([]));
+    params.insert("mediaGroupId".into(), Value::Null);
     Ok(Normalized::Message {
         sender_id: user,
         params,
@@ -249,7 +253,8 @@ mod tests {
             json!({"channel": "slack", "chatId": "C1", "chatType": "channel",
                 "messageId": "1700000000.123456", "threadId": "1699999999.000100",
                 "from": {"id": "U1", "username": null, "name": "U1"}, "text": "hi",
-                "ts": 1_700_000_000_123u64, "replyTo": null, "edited": false})
+                "ts": 1_700_000_000_123u64, "replyTo": null, "edited": false,
+                   "attachments": [], "mediaGroupId": null})
         );
     }
 

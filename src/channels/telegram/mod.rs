@@ -2,12 +2,14 @@
 //!
 //! - [`api`]: the blocking Bot API client and its error classification.
 //! - [`normalize`]: Telegram updates to `channel.message` params.
+//! - [`media`]: a Message's attachments; the `file_id` behind an attachment id.
 //! - [`ratelimit`]: the send limiter.
 //! - [`offset`]: the persisted `getUpdates` offset.
 //! - [`outbound`]: `channels.send` jobs.
 //! - [`worker`]: the connector thread.
 
 pub mod api;
+pub mod media;
 pub mod normalize;
 mod offset;
 mod outbound;

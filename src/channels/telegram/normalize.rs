@@ -1,9 +1,10 @@
 //! Telegram Update objects to the contract's `channel.message` params.
 //!
 //! Only the four message-carrying update kinds become messages: `message`, `edited_message`,
-//! `channel_post`, `edited_channel_post`. Everything else, and messages without text or
-//! caption (stickers, joins, pins...), is skipped, but still carries its `update_id` so that
-//! the connector can confirm it and never see it again.
+//! `channel_post`, `edited_channel_post`. Everything else, and messages with neither text,
+//! caption nor media (joins, pins...), is skipped, but still carries its `update_id` so that
+//! the connector can confirm it and never see it again. Media become `attachments`
+//! (`super::media`); a media-only message has `text: ""`.
 //!
 //! What is needed to deliver a message, and nothing more, is required: `update_id` (to
 //! confirm it), the chat's `id`, the `message_id`, and a `text` or `caption`. Everything else
@@ -92,18 +93,21 @@ pub fn normalize(update: &Value) -> Normalized {
 /// A message's sender id and `channel.message` params.
 type SenderAndParams = (String, Map<String, Value>);
 
-/// The params of the Message at `kind` in the update, `None` when it has no text (stickers,
-/// joins, pins...), or the needed field it lacks.
+/// The params of the Message at `kind` in the update, `None` when it has neither text nor media
+/// (joins, pins...), or the needed field it lacks.
 fn message_params(update: Fields<'_>, kind: &str, edited: bool) -> Result<Option<SenderAndParams>, Missing> {
     let at = |path: &str| format!("{kind}.{path}");
-    // Checked first: a message the agent would not get anyway is no reason to complain.
-    let Some(text) = ["text", "caption"]
+    let message = update.get(kind).unwrap_or(&Value::Null);
+    let text = ["text", "caption"]
         .iter()
         .find_map(|key| update.opt_str(&at(key)))
-        .filter(|text| !text.is_empty())
-    else {
+        .unwrap_or("");
+    // A message with only media is delivered with its caption or "" (contract, "Media in").
+    // Checked first: a message the agent would not get anyway is no reason to complain.
+    let attachments = super::media::attachments(message);
+    if text.is_empty() && attachments.is_empty() {
         return Ok(None);
-    };
+    }
     let chat_id = update.i64(&at("chat.id"))?;
     let message_id = update.i64(&at("message_id"))?;
     let chat_type = match update.opt_str(&at("chat.type")) {
@@ -124,7 +128,6 @@ fn message_params(update: Fields<'_>, kind: &str, edited: bool) -> Result<Option
         .opt_i64(&at("reply_to_message.message_id"))
         // The implicit "reply" to the topic's creation message carries the thread's id.
         .filter(|&id| !(topic && Some(id) == thread_id));
-    let message = update.get(kind).unwrap_or(&Value::Null);
     let chat = update.get(&at("chat")).unwrap_or(&Value::Null);
     let (sender_id, from) = sender(message, chat, chat_id);
 
@@ -139,6 +142,9 @@ fn message_params(update: Fields<'_>, kind: &str, edited: bool) -> Result<Option
     params.insert("ts".into(), json!(ts_secs.saturating_mul(1000)));
     params.insert("replyTo".into(), json!(reply_to.map(|id| id.to_string())));
     params.insert("edited".into(), json!(edited));
+    params.insert("attachments".into(), json!(attachments));
+    let media_group = message.get("media_group_id").and_then(Value::as_str);
+    params.insert("mediaGroupId".into(), json!(media_group));
     Ok(Some((sender_id, params)))
 }
 
@@ -237,7 +243,8 @@ mod tests {
             params,
             json!({"channel": "telegram", "chatId": "42", "chatType": "private", "messageId": "5",
                    "threadId": null, "from": {"id": "42", "username": "ada", "name": "Ada Lovelace"},
-                   "text": "hello", "ts": 1700000000000i64, "replyTo": null, "edited": false})
+                   "text": "hello", "ts": 1700000000000i64, "replyTo": null, "edited": false,
+                   "attachments": [], "mediaGroupId": null})
         );
     }
 
@@ -345,6 +352,30 @@ mod tests {
                 why: "no text"
             }
         );
+    }
+
+    #[test]
+    fn media_only_messages_are_delivered_with_empty_text() {
+        let (_, _, params) = message(json!({"update_id": 5, "message": {
+            "message_id": 1, "date": 1, "media_group_id": "13579",
+            "photo": [{"file_id": "p1", "width": 10, "height": 10}],
+            "from": {"id": 1, "is_bot": false, "first_name": "A"},
+            "chat": {"id": 1, "type": "private"}}}));
+        assert_eq!(params["text"], "");
+        assert_eq!(params["mediaGroupId"], "13579");
+        let a = &params["attachments"];
+        assert_eq!(a.as_array().unwrap().len(), 1, "{a}");
+        assert_eq!(a[0]["kind"], "photo");
+        assert_eq!(a[0]["durationMs"], Value::Null);
+        let id = a[0]["id"].as_str().unwrap();
+        assert_eq!(super::super::media::file_id(id).unwrap(), "p1");
+        let (_, _, params) = message(json!({"update_id": 6, "message": {
+            "message_id": 2, "date": 1, "caption": "listen", "voice": {"file_id": "v", "duration": 2},
+            "from": {"id": 1, "is_bot": false, "first_name": "A"},
+            "chat": {"id": 1, "type": "private"}}}));
+        assert_eq!(params["text"], "listen");
+        assert_eq!(params["attachments"][0]["kind"], "voice");
+        assert_eq!(params["mediaGroupId"], Value::Null);
     }
 
     #[test]
