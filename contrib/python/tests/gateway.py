@@ -47,6 +47,30 @@ def run(coro: Coroutine[Any, Any, T], timeout: float = 60.0) -> T:
     return asyncio.run(asyncio.wait_for(coro, timeout))
 
 
+class Flag:
+    """An ``asyncio.Event`` created on first use, inside the running loop: tests set up
+    their handlers before ``run`` starts one, and Python 3.9 binds an Event to the loop
+    current at its creation."""
+
+    def __init__(self) -> None:
+        self._event: asyncio.Event | None = None
+
+    @property
+    def _get(self) -> asyncio.Event:
+        if self._event is None:
+            self._event = asyncio.Event()
+        return self._event
+
+    def set(self) -> None:
+        self._get.set()
+
+    def is_set(self) -> bool:
+        return self._get.is_set()
+
+    async def wait(self) -> None:
+        await self._get.wait()
+
+
 class Gateway:
     """One gateway home (config + state dir) and the process running on it, if any."""
 

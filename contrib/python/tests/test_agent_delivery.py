@@ -11,7 +11,7 @@ from typing import Any
 
 from conftest import MakeGateway
 from fake_telegram import FakeTelegram
-from gateway import TOKEN, Gateway, run
+from gateway import TOKEN, Flag, Gateway, run
 from test_agent_methods import agent_running, stop
 
 from emonk_gateway import Agent, Client
@@ -44,11 +44,12 @@ def test_ack_only_after_the_handler_and_a_raising_handler_comes_again(
     gw = make_gateway(telegram=telegram)
     agent = Agent(gw.url, TOKEN)
     attempts: list[tuple[str, str]] = []
-    failed_once = asyncio.Event()
+    failed_once = Flag()
 
     @agent.on_message
     async def handle(message: dict[str, Any]) -> None:
         attempts.append((message["cursor"], message["text"]))
+        await agent.reply(message, f"re: {message['text']}")
         if message["text"] == "boom" and not failed_once.is_set():
             failed_once.set()
             raise RuntimeError("the handler failed")
@@ -63,6 +64,10 @@ def test_ack_only_after_the_handler_and_a_raising_handler_comes_again(
             assert attempts == [("1", "boom")]
             await wait_spool(c, "acked", "2")
         assert attempts == [("1", "boom"), ("1", "boom"), ("2", "after")]
+        # The reply made before the failure is not sent again by the second attempt.
+        assert [m["text"] for m in telegram.wait_sent(2)] == ["re: boom", "re: after"]
+        await asyncio.sleep(0.3)
+        assert len(telegram.sent) == 2, telegram.sent
         await stop(task)
 
     run(body())
@@ -73,7 +78,7 @@ def test_an_unacknowledged_message_goes_to_the_next_agent(
 ) -> None:
     gw = make_gateway(telegram=telegram)
     first = Agent(gw.url, TOKEN)
-    started = asyncio.Event()
+    started = Flag()
 
     @first.on_message
     async def never_returns(message: dict[str, Any]) -> None:
@@ -141,7 +146,7 @@ def test_acks_never_cover_a_message_still_being_handled(
 ) -> None:
     gw = make_gateway(telegram=telegram)
     agent = Agent(gw.url, TOKEN)
-    release = asyncio.Event()
+    release = Flag()
     done: list[str] = []
 
     @agent.on_message
@@ -175,7 +180,7 @@ def test_a_handler_running_across_a_gateway_restart_runs_once_and_is_acked(
 ) -> None:
     gw = make_gateway(telegram=telegram)
     agent = Agent(gw.url, TOKEN)
-    release = asyncio.Event()
+    release = Flag()
     calls: list[str] = []
 
     @agent.on_message

@@ -11,7 +11,7 @@ from typing import Any, Callable
 
 import pytest
 from conftest import MakeGateway
-from gateway import TOKEN, run
+from gateway import TOKEN, Flag, run
 
 from emonk_gateway import Agent, Client, Final, GatewayClosed, GatewayError
 
@@ -131,7 +131,7 @@ def test_streaming_order_results_and_errors(make_gateway: MakeGateway) -> None:
 def test_cancelled_call_is_forgotten(make_gateway: MakeGateway) -> None:
     gw = make_gateway()
     agent = make_agent(gw.url)
-    release = asyncio.Event()
+    release = Flag()
 
     @agent.method("agent.slow")
     async def slow(params: Any) -> Any:
@@ -163,8 +163,8 @@ def test_a_handler_that_never_returns_times_out_and_is_cancelled(
 ) -> None:
     gw = make_gateway(gateway={"agentTimeoutMs": 500})
     agent = make_agent(gw.url, method_timeout=1.0)
-    started = asyncio.Event()
-    cancelled = asyncio.Event()
+    started = Flag()
+    cancelled = Flag()
 
     @agent.method("agent.hang")
     async def hang(params: Any) -> Any:
@@ -191,7 +191,7 @@ def test_a_handler_that_never_returns_times_out_and_is_cancelled(
 def test_handlers_in_flight_are_cancelled_when_the_agent_stops(make_gateway: MakeGateway) -> None:
     gw = make_gateway()
     agent = make_agent(gw.url)
-    cancelled = asyncio.Event()
+    cancelled = Flag()
 
     @agent.method("agent.hang")
     async def hang(params: Any) -> Any:

@@ -19,6 +19,41 @@ from gateway import TOKEN, run
 from emonk_gateway import Client
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "echo_agent.py"
+README = Path(__file__).resolve().parents[3] / "README.md"
+
+
+def readme_agent() -> str:
+    """The first Python block of the README's "Writing an agent in Python"."""
+    text = README.read_text()
+    section = text.split("## Writing an agent in Python", 1)[1]
+    return section.split("```python\n", 1)[1].split("```", 1)[0]
+
+
+def test_the_readme_agent_answers_in_telegram(
+    make_gateway: MakeGateway, telegram: FakeTelegram, tmp_path: Path
+) -> None:
+    code = readme_agent()
+    assert len(code.strip().splitlines()) < 20
+    script = tmp_path / "agent.py"
+    script.write_text(code)
+    gw = make_gateway(telegram=telegram)
+    env = {"PATH": os.environ.get("PATH", ""), "EMONK_GATEWAY_URL": gw.url}
+    env["EMONK_GATEWAY_TOKEN"] = TOKEN
+    agent = subprocess.Popen(
+        [sys.executable, str(script)],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        telegram.push_message(4242, 4242, "hi bot")
+        (sent,) = telegram.wait_sent(1, timeout=20)
+        assert sent["chat_id"] == 4242 and sent["text"] == "You said: hi bot"
+    finally:
+        agent.kill()
+        agent.communicate(timeout=10)
 
 
 def test_echo_agent(make_gateway: MakeGateway, telegram: FakeTelegram, tmp_path: Path) -> None:
