@@ -6,6 +6,7 @@ watchdog (a stopped gateway process), and a restart announced with
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import signal
 import time
@@ -16,7 +17,7 @@ from conftest import MakeGateway
 from gateway import TOKEN, Flag, run, until
 from test_agent_methods import agent_running, make_agent, stop
 
-from emonk_gateway import Client, GatewayClosed, GatewayError
+from emonk_gateway import Agent, Client, GatewayClosed, GatewayError
 
 
 async def eventually_connected(c: Client, timeout: float) -> None:
@@ -164,5 +165,42 @@ def test_events_iterators_end_when_the_client_closes(make_gateway: MakeGateway) 
 
         await asyncio.wait_for(watch(), 10)
         assert seen == sorted(seen) and len(seen) == 2
+
+    run(body())
+
+
+def test_a_token_refused_on_reconnect_stops_the_client_without_hammering(
+    make_gateway: MakeGateway,
+) -> None:
+    gw = make_gateway()
+
+    async def body() -> None:
+        async with Client(gw.url, token=TOKEN) as c:
+            config = json.loads(gw.config_path.read_text())
+            config["gateway"]["auth"]["token"] = "a-new-token"
+            gw.config_path.write_text(json.dumps(config))
+            gw.signal(signal.SIGHUP)  # reload: clients get 1012 and reconnect
+            await until(lambda: not c.connected, 10, "the link went down for the reload")
+            with pytest.raises(GatewayError) as refused:
+                await c.call("gateway.ping", timeout=15)
+            assert refused.value.code == "UNAUTHORIZED"
+            # Stopped for good: later calls fail at once, and nothing more reaches the gateway.
+            with pytest.raises(GatewayError):
+                await c.call("gateway.ping", timeout=15)
+            await asyncio.sleep(2.5)
+        assert gw.count("refused connect") == 1, gw.log()
+
+    run(body())
+
+
+def test_an_agent_with_a_wrong_token_stops_at_once(make_gateway: MakeGateway) -> None:
+    gw = make_gateway()
+
+    async def body() -> None:
+        started = time.monotonic()
+        with pytest.raises(GatewayError) as refused:
+            await Agent(gw.url, "wrong").run()
+        assert refused.value.code == "UNAUTHORIZED"
+        assert time.monotonic() - started < 2
 
     run(body())

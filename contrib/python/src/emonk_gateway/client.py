@@ -183,7 +183,7 @@ class Client:
                 why: BaseException = refused
             except _CONNECT_ERRORS as failed:
                 why = failed
-            delay = backoff.next_delay()
+            delay = _retry_delay(backoff, why)
             if deadline is not None and loop.time() >= deadline:
                 raise TimeoutError(
                     f"could not connect to the gateway at {self.url} within "
@@ -422,21 +422,17 @@ class Client:
                     try:
                         ws, hello = await self._open(OPEN_TIMEOUT)
                         break
-                    except GatewayError as err:
-                        if err.code in FINAL_REJECTIONS:
-                            log.error("giving up on %s: %s", self.url, err)
-                            self._finish(err)
+                    except GatewayError as refused:
+                        if refused.code in FINAL_REJECTIONS:
+                            log.error("giving up on %s: %s", self.url, refused)
+                            self._finish(refused)
                             return
-                        log.info("reconnect failed: %s", err)
-                    except (
-                        OSError,
-                        InvalidHandshake,
-                        ConnectionClosed,
-                        TimeoutError,
-                        asyncio.TimeoutError,
-                    ) as err:
-                        log.info("reconnect failed: %s", _describe(err))
-                    delay = backoff.next_delay()
+                        log.info("reconnect failed: %s", refused)
+                        why: BaseException = refused
+                    except _CONNECT_ERRORS as failed:
+                        log.info("reconnect failed: %s", _describe(failed))
+                        why = failed
+                    delay = _retry_delay(backoff, why)
                 backoff.reset()
                 log.info("reconnected to %s (session %s)", self.url, hello.get("sessionId"))
                 self._up(ws, hello)
@@ -643,6 +639,15 @@ def _close_end(closed: ConnectionClosed) -> _LinkEnd:
         return _LinkEnd(None, "the connection dropped")
     text = f"code {frame.code}: {frame.reason}" if frame.reason else f"code {frame.code}"
     return _LinkEnd(frame.code, f"gateway closed the connection ({text})")
+
+
+def _retry_delay(backoff: Backoff, why: BaseException) -> float:
+    """The next backoff delay, but never shorter than a refusal's ``retryAfterMs`` (the
+    gateway's bound on failed logins answers ``RATE_LIMITED`` with one)."""
+    delay = backoff.next_delay()
+    if isinstance(why, GatewayError) and why.retry_after_ms is not None:
+        delay = max(delay, why.retry_after_ms / 1000)
+    return delay
 
 
 def _describe(err: BaseException) -> str:
