@@ -52,8 +52,30 @@ def with_agent(
     run(body(), timeout)
 
 
-def make_agent(url: str, **kwargs: Any) -> Agent:
+class Gates:
+    """What the test methods ``agent.slow`` and ``agent.hang`` signal on."""
+
+    def __init__(self) -> None:
+        self.release = Flag()  # agent.slow answers once this is set
+        self.cancelled = Flag()  # set when agent.hang was cancelled
+
+
+def make_agent(url: str, gates: Gates | None = None, **kwargs: Any) -> Agent:
+    """An agent with the test methods; ``agent.slow`` and ``agent.hang`` use ``gates``."""
     agent = Agent(url, TOKEN, **kwargs)
+    gate = gates or Gates()
+
+    @agent.method("agent.slow")
+    async def slow(params: Any) -> Any:
+        await gate.release.wait()
+        return "late"
+
+    @agent.method("agent.hang")
+    async def hang(params: Any) -> Any:
+        try:
+            await asyncio.sleep(3600)
+        finally:
+            gate.cancelled.set()
 
     @agent.method("agent.count")
     async def count(params: Any) -> AsyncIterator[Any]:
@@ -130,13 +152,8 @@ def test_streaming_order_results_and_errors(make_gateway: MakeGateway) -> None:
 
 def test_cancelled_call_is_forgotten(make_gateway: MakeGateway) -> None:
     gw = make_gateway()
-    agent = make_agent(gw.url)
-    release = Flag()
-
-    @agent.method("agent.slow")
-    async def slow(params: Any) -> Any:
-        await release.wait()
-        return "late"
+    gates = Gates()
+    agent = make_agent(gw.url, gates)
 
     async def test(c: Client) -> None:
         waiting = asyncio.ensure_future(c.call("agent.slow", timeout=30))
@@ -147,7 +164,7 @@ def test_cancelled_call_is_forgotten(make_gateway: MakeGateway) -> None:
             await waiting
         assert c._pending == {}
         # The late answer arrives and is dropped; the link is fine.
-        release.set()
+        gates.release.set()
         assert await c.call("agent.echo", {"after": True}) == {"after": True}
 
         with pytest.raises(TimeoutError) as timed_out:
@@ -162,17 +179,8 @@ def test_a_handler_that_never_returns_times_out_and_is_cancelled(
     make_gateway: MakeGateway,
 ) -> None:
     gw = make_gateway(gateway={"agentTimeoutMs": 500})
-    agent = make_agent(gw.url, method_timeout=1.0)
-    started = Flag()
-    cancelled = Flag()
-
-    @agent.method("agent.hang")
-    async def hang(params: Any) -> Any:
-        started.set()
-        try:
-            await asyncio.sleep(3600)
-        finally:
-            cancelled.set()
+    gates = Gates()
+    agent = make_agent(gw.url, gates, method_timeout=1.0)
 
     async def test(c: Client) -> None:
         t0 = time.monotonic()
@@ -180,9 +188,8 @@ def test_a_handler_that_never_returns_times_out_and_is_cancelled(
             await c.call("agent.hang", timeout=10)
         assert timed_out.value.code == "TIMEOUT"
         assert 0.4 < time.monotonic() - t0 < 3
-        assert started.is_set()
         # The agent does not keep the task: method_timeout cancels it.
-        await asyncio.wait_for(cancelled.wait(), 5)
+        await asyncio.wait_for(gates.cancelled.wait(), 5)
         assert agent._method_tasks == {}
 
     with_agent(gw.url, agent, test)
@@ -190,15 +197,8 @@ def test_a_handler_that_never_returns_times_out_and_is_cancelled(
 
 def test_handlers_in_flight_are_cancelled_when_the_agent_stops(make_gateway: MakeGateway) -> None:
     gw = make_gateway()
-    agent = make_agent(gw.url)
-    cancelled = Flag()
-
-    @agent.method("agent.hang")
-    async def hang(params: Any) -> Any:
-        try:
-            await asyncio.sleep(3600)
-        finally:
-            cancelled.set()
+    gates = Gates()
+    agent = make_agent(gw.url, gates)
 
     async def body() -> None:
         task = await agent_running(agent, gw.url)
@@ -206,7 +206,7 @@ def test_handlers_in_flight_are_cancelled_when_the_agent_stops(make_gateway: Mak
             waiting = asyncio.ensure_future(c.call("agent.hang", timeout=10))
             await asyncio.sleep(0.3)
             await stop(task)
-            await asyncio.wait_for(cancelled.wait(), 5)
+            await asyncio.wait_for(gates.cancelled.wait(), 5)
             with pytest.raises(GatewayError) as gone:
                 await waiting
             assert gone.value.code == "UNAVAILABLE"

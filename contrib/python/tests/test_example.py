@@ -22,6 +22,18 @@ EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "echo_agent.py"
 README = Path(__file__).resolve().parents[3] / "README.md"
 
 
+def python(script: Path, env: dict[str, str]) -> subprocess.Popen[str]:
+    """Runs ``script`` with this interpreter and only ``env``, output captured."""
+    return subprocess.Popen(
+        [sys.executable, str(script)],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
 def readme_agent() -> str:
     """The first Python block of the README's "Writing an agent in Python"."""
     text = README.read_text()
@@ -39,14 +51,7 @@ def test_the_readme_agent_answers_in_telegram(
     gw = make_gateway(telegram=telegram)
     env = {"PATH": os.environ.get("PATH", ""), "EMONK_GATEWAY_URL": gw.url}
     env["EMONK_GATEWAY_TOKEN"] = TOKEN
-    agent = subprocess.Popen(
-        [sys.executable, str(script)],
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    agent = python(script, env)
     try:
         telegram.push_message(4242, 4242, "hi bot")
         (sent,) = telegram.wait_sent(1, timeout=20)
@@ -65,14 +70,7 @@ def test_echo_agent(make_gateway: MakeGateway, telegram: FakeTelegram, tmp_path:
         "EMONK_GATEWAY_URL": gw.url,
         "EMONK_GATEWAY_TOKEN_FILE": str(token_file),
     }
-    agent = subprocess.Popen(
-        [sys.executable, str(EXAMPLE)],
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    agent = python(EXAMPLE, env)
     try:
 
         async def body() -> None:

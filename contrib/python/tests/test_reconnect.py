@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 from conftest import MakeGateway
-from gateway import TOKEN, Flag, run, until
+from gateway import TOKEN, run, until
 from test_agent_methods import agent_running, make_agent, stop
 
 from emonk_gateway import Agent, Client, GatewayClosed, GatewayError
@@ -30,12 +30,6 @@ async def eventually_connected(c: Client, timeout: float) -> None:
 def test_kill9_and_restart_on_the_same_port(make_gateway: MakeGateway) -> None:
     gw = make_gateway()
     agent = make_agent(gw.url)
-    release = Flag()
-
-    @agent.method("agent.slow")
-    async def slow(params: Any) -> Any:
-        await release.wait()
-        return "never"
 
     async def body() -> None:
         task = await agent_running(agent, gw.url)
