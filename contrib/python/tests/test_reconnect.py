@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from conftest import MakeGateway
+from fake_telegram import FakeTelegram
 from gateway import TOKEN, run, until
 from test_agent_methods import agent_running, make_agent, stop
 
@@ -198,3 +199,26 @@ def test_an_agent_with_a_wrong_token_stops_at_once(make_gateway: MakeGateway) ->
         assert time.monotonic() - started < 2
 
     run(body())
+
+
+def test_event_subscriptions_are_renewed_after_a_reconnect(
+    make_gateway: MakeGateway, telegram: FakeTelegram
+) -> None:
+    gw = make_gateway(telegram=telegram)
+
+    async def body() -> None:
+        async with Client(gw.url, token=TOKEN) as c:
+            await c.call("events.subscribe", {"events": ["channel.message"]})
+            gw.kill9()
+            await until(lambda: not c.connected, 10, "the client noticed the kill")
+            gw.start(port=gw.port)
+            await eventually_connected(c, 20)
+            messages = c.events("channel.message")
+            # The renewal is sent right after the reconnect; give it a round trip.
+            await c.call("gateway.ping")
+            telegram.push_message(555, 555, "after the restart")
+            event = await asyncio.wait_for(messages.__anext__(), 20)
+            assert event.params["text"] == "after the restart"
+            await messages.aclose()
+
+    run(body(), timeout=90)
