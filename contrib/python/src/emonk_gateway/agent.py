@@ -206,7 +206,9 @@ class Agent:
             )
             runner = client._runner
             if runner is not None:
-                await runner
+                # Shielded: a cancellation of run() must reach the finally below, which
+                # closes the link, rather than race with the link task's own waits.
+                await asyncio.shield(runner)
             if client._terminal is not None:
                 raise client._terminal
         finally:

@@ -433,6 +433,9 @@ class Client:
                         log.info("reconnect failed: %s", _describe(failed))
                         why = failed
                     delay = _retry_delay(backoff, why)
+                if self._closing:
+                    ws.transport.abort()
+                    return
                 backoff.reset()
                 log.info("reconnected to %s (session %s)", self.url, hello.get("sessionId"))
                 self._up(ws, hello)
