@@ -152,6 +152,42 @@ fn status_running_text_and_json() {
     assert_eq!(code_of(&home.cli(&["status"])), 3);
 }
 
+/// A gateway that holds the lock but does not answer (frozen: SIGSTOP) is exit 4, within the
+/// probe's bound, so a container health check built on `status` fails; once it runs again,
+/// exit 0 again.
+#[test]
+fn status_frozen_gateway_exits_4() {
+    let _w = Watchdog::new("status_frozen", WD);
+    let home = Home::new("{}");
+    let mut gw = Gateway::start(&home);
+    gw.signal(libc::SIGSTOP);
+    // The probe's bound is 3 s; the rest is slack for a loaded machine.
+    let bound = Duration::from_secs(10);
+    let started = std::time::Instant::now();
+    let out = home.run_cli(&["status"], bound);
+    let took = started.elapsed();
+    let so = stdout_of(&out);
+    assert_eq!(code_of(&out), 4, "stdout:\n{so}\nstderr:\n{}", stderr_of(&out));
+    assert!(
+        so.contains(&format!("pid {}", gw.pid)) && so.contains("probe failed"),
+        "status names the frozen gateway and the failed probe:\n{so}"
+    );
+    assert!(
+        took >= Duration::from_secs(2),
+        "it waited for the probe: {took:?}"
+    );
+
+    let out = home.run_cli(&["status", "--json"], bound);
+    assert_eq!(code_of(&out), 4, "{}", stderr_of(&out));
+    let v: Value = serde_json::from_str(&stdout_of(&out)).expect("JSON");
+    assert_eq!(v["running"], true, "{v}");
+    assert!(v["probe"].is_null() && v["probeError"].is_string(), "{v}");
+
+    gw.signal(libc::SIGCONT);
+    assert_eq!(code_of(&home.cli(&["status"])), 0, "answers again after SIGCONT");
+    stop(&mut gw);
+}
+
 #[test]
 fn call_ping_and_status() {
     let _w = Watchdog::new("call_ping", WD);

@@ -76,7 +76,8 @@ pub struct CallArgs {
     pub config: Option<PathBuf>,
 }
 
-/// Show whether the gateway is running (exit 0) or not (exit 3), with a live probe.
+/// Show whether the gateway is running and answers a live probe (exit 0), holds the lock
+/// but does not answer (exit 4), or is not running (exit 3).
 #[derive(FromArgs, Debug)]
 #[argh(subcommand, name = "status")]
 pub struct StatusArgs {

@@ -1,6 +1,6 @@
 //! `emonkd status [--json]`: who holds the lock, plus a live `gateway.status` probe.
-//! Exit 0 when a gateway holds the lock (even if the probe fails, which is reported), 3 when
-//! none does.
+//! Exit 0 when a gateway holds the lock and answers the probe, 4 when it holds the lock but
+//! does not answer (a frozen gateway: a health check must fail then), 3 when none does.
 
 use std::time::Duration;
 
@@ -43,6 +43,11 @@ pub fn run(args: StatusArgs) -> Result<u8, Error> {
     };
     let url = url_of(&payload);
     let probe = probe(args.config.as_deref(), &url, None);
+    let code = if probe.is_ok() {
+        exit::OK
+    } else {
+        exit::NOT_ANSWERING
+    };
     if args.json {
         let (status, error) = match &probe {
             Ok(v) => (v.clone(), Value::Null),
@@ -59,7 +64,7 @@ pub fn run(args: StatusArgs) -> Result<u8, Error> {
             "probeError": error,
         });
         outln!("{}", serde_json::to_string_pretty(&out).expect("serializes"))?;
-        return Ok(exit::OK);
+        return Ok(code);
     }
     outln!("emonkd is running: pid {}, {url}", payload.pid)?;
     outln!("  config:  {}", payload.config_path)?;
@@ -93,7 +98,7 @@ pub fn run(args: StatusArgs) -> Result<u8, Error> {
         }
         Err(e) => outln!("  probe failed: {e}")?,
     }
-    Ok(exit::OK)
+    Ok(code)
 }
 
 /// `gateway.status` over the API, authenticated with `token` or else like `emonkd call`.

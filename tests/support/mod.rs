@@ -6,6 +6,7 @@
 #![allow(dead_code)] // each test file uses a different subset
 
 pub mod answers;
+pub mod container;
 pub mod discord;
 pub mod fake_discord;
 pub mod fake_server;
