@@ -115,7 +115,7 @@ fn probe(state_dir: &Path, config: &Path, config_flag: Option<&Path>) -> Gateway
             s["uptimeMs"].as_u64().unwrap_or(0) / 1000,
             s["clients"]["total"]
         )),
-        Err(e) => lines.push(format!("probe failed: {e}")),
+        Err(e) => lines.push(e.to_string()),
     }
     GatewayView { running: true, lines }
 }

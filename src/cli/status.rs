@@ -43,15 +43,14 @@ pub fn run(args: StatusArgs) -> Result<u8, Error> {
     };
     let url = url_of(&payload);
     let probe = probe(args.config.as_deref(), &url, None);
-    let code = if probe.is_ok() {
-        exit::OK
-    } else {
-        exit::NOT_ANSWERING
+    let code = match probe {
+        Err(ProbeError::Failed(_)) => exit::NOT_ANSWERING,
+        Ok(_) | Err(ProbeError::NotMade(_)) => exit::OK,
     };
     if args.json {
         let (status, error) = match &probe {
             Ok(v) => (v.clone(), Value::Null),
-            Err(e) => (Value::Null, Value::String(e.clone())),
+            Err(e) => (Value::Null, Value::String(e.to_string())),
         };
         let out = json!({
             "running": true,
@@ -96,9 +95,29 @@ pub fn run(args: StatusArgs) -> Result<u8, Error> {
                 )?;
             }
         }
-        Err(e) => outln!("  probe failed: {e}")?,
+        Err(e) => outln!("  {e}")?,
     }
     Ok(code)
+}
+
+/// Why a probe gave no status.
+#[derive(Debug)]
+pub(super) enum ProbeError {
+    /// The probe could not be made: the config that names the credentials is unreadable
+    /// (say, mid-edit while the gateway runs on the one it loaded). This says nothing about
+    /// the gateway, so `status` does not call it frozen.
+    NotMade(String),
+    /// The probe was made and failed: no answer in time, refused credentials, an error.
+    Failed(String),
+}
+
+impl std::fmt::Display for ProbeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ProbeError::NotMade(e) => write!(f, "probe not made: {e}"),
+            ProbeError::Failed(e) => write!(f, "probe failed: {e}"),
+        }
+    }
 }
 
 /// `gateway.status` over the API, authenticated with `token` or else like `emonkd call`.
@@ -106,14 +125,15 @@ pub(super) fn probe(
     config: Option<&std::path::Path>,
     url: &str,
     token: Option<String>,
-) -> Result<Value, String> {
-    let mut opts = connect_options(config, Some(url.to_owned()), token, None).map_err(|e| e.to_string())?;
+) -> Result<Value, ProbeError> {
+    let mut opts = connect_options(config, Some(url.to_owned()), token, None)
+        .map_err(|e| ProbeError::NotMade(e.to_string()))?;
     opts.client_name = "emonkd-status".into();
     opts.connect_timeout = PROBE_TIMEOUT;
-    let client = GatewayClient::connect(opts).map_err(|e| e.to_string())?;
+    let client = GatewayClient::connect(opts).map_err(|e| ProbeError::Failed(e.to_string()))?;
     let result = client
         .call("gateway.status", json!({}), PROBE_TIMEOUT)
-        .map_err(|e| e.to_string());
+        .map_err(|e| ProbeError::Failed(e.to_string()));
     client.close();
     result
 }
