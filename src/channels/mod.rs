@@ -12,6 +12,7 @@
 
 pub mod calls;
 pub mod discord;
+pub mod fetch;
 pub mod fields;
 pub mod http;
 pub mod media;
@@ -28,6 +29,9 @@ use serde_json::Value;
 use crate::bus::ToRouter;
 use crate::protocol::ErrorBody;
 use crate::spool::Entry;
+use fetch::FetchJob;
+use media::MediaError;
+use media::cache::CachedFile;
 
 /// A connector's state as shown by `channels.status` and `channel.status` events.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -112,6 +116,11 @@ pub enum ConnectorEvent {
         id: u64,
         result: Result<Value, ErrorBody>,
     },
+    /// A fetch finished: the file in the media cache, or why not.
+    FetchDone {
+        id: u64,
+        result: Result<CachedFile, MediaError>,
+    },
 }
 
 /// What the router tells a connector.
@@ -119,6 +128,9 @@ pub enum ConnectorEvent {
 pub enum ConnectorCommand {
     /// Send a message; answer with [`ConnectorEvent::SendDone`] carrying the same id.
     Send(SendJob),
+    /// Download an attachment into the media cache; answer with
+    /// [`ConnectorEvent::FetchDone`] carrying the same id.
+    Fetch(FetchJob),
     /// Stop: abandon what is in flight within the shutdown budget and return.
     Stop,
     /// A liveness probe: answer it from the connector's own loop (see

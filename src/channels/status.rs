@@ -1,9 +1,11 @@
 //! Status and sender bookkeeping shared by the connectors' workers: reporting the
-//! [`ChannelStatus`], changing its state, answering finished sends, and logging each refused
-//! sender once.
+//! [`ChannelStatus`], changing its state, answering finished sends and fetches, and logging
+//! each refused sender once.
 
 use std::collections::HashSet;
 
+use super::media::MediaError;
+use super::media::cache::CachedFile;
 use super::outbound::Done;
 use super::{ChannelStatus, ConnectorContext, ConnectorEvent};
 
@@ -28,6 +30,11 @@ impl ConnectorContext {
         for (id, result) in done {
             self.report(ConnectorEvent::SendDone { id, result });
         }
+    }
+
+    /// Answer a finished `channels.fetch` job.
+    pub fn finish_fetch(&self, id: u64, result: Result<CachedFile, MediaError>) {
+        self.report(ConnectorEvent::FetchDone { id, result });
     }
 }
 

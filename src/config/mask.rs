@@ -67,6 +67,12 @@ pub fn masked_json(config: &Config) -> Value {
             "maxEntries": config.spool.max_entries,
             "maxBytes": config.spool.max_bytes,
         },
+        // `sendDirs` null is the default, `<state>/outbox`.
+        "media": {
+            "maxBytes": config.media.max_bytes,
+            "cacheMaxBytes": config.media.cache_max_bytes,
+            "sendDirs": config.media.send_dirs,
+        },
     })
 }
 
@@ -85,7 +91,7 @@ fn path(p: Option<&Path>) -> Value {
 #[cfg(test)]
 mod tests {
     use super::super::parse::{
-        AUTH_KEYS, CHANNELS_KEYS, DISCORD_KEYS, GATEWAY_KEYS, ROOT_KEYS, SLACK_KEYS, SPOOL_KEYS,
+        AUTH_KEYS, CHANNELS_KEYS, DISCORD_KEYS, GATEWAY_KEYS, MEDIA_KEYS, ROOT_KEYS, SLACK_KEYS, SPOOL_KEYS,
         TELEGRAM_KEYS,
     };
     use super::*;
@@ -114,6 +120,7 @@ mod tests {
         assert_eq!(keys(&v["channels"]["discord"]), sorted(DISCORD_KEYS));
         assert_eq!(keys(&v["channels"]["slack"]), sorted(SLACK_KEYS));
         assert_eq!(keys(&v["spool"]), sorted(SPOOL_KEYS));
+        assert_eq!(keys(&v["media"]), sorted(MEDIA_KEYS));
     }
 
     #[test]

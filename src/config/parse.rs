@@ -14,15 +14,16 @@ use super::bind::parse_custom_host;
 use super::json;
 use super::{
     AGENT_TIMEOUT_RANGE, AuthConfig, BindMode, CLIENT_BACKLOG_RANGE, ChannelsConfig, Config, ConfigError,
-    DiscordConfig, GatewayConfig, MAX_CLIENTS_RANGE, MAX_PAYLOAD_RANGE, POLL_TIMEOUT_RANGE,
-    SPOOL_MAX_BYTES_RANGE, SPOOL_MAX_ENTRIES_RANGE, Secret, SlackConfig, SpoolConfig, TICK_INTERVAL_RANGE,
-    TelegramConfig,
+    DiscordConfig, GatewayConfig, MAX_CLIENTS_RANGE, MAX_PAYLOAD_RANGE, MEDIA_CACHE_MAX_BYTES_RANGE,
+    MEDIA_MAX_BYTES_RANGE, MediaConfig, POLL_TIMEOUT_RANGE, SPOOL_MAX_BYTES_RANGE, SPOOL_MAX_ENTRIES_RANGE,
+    Secret, SlackConfig, SpoolConfig, TICK_INTERVAL_RANGE, TelegramConfig,
 };
 use crate::json_type::json_type_name;
 
 /// Known keys per object, in documentation order (error messages list them this way).
-pub(super) const ROOT_KEYS: &[&str] = &["gateway", "channels", "spool"];
+pub(super) const ROOT_KEYS: &[&str] = &["gateway", "channels", "spool", "media"];
 pub(super) const SPOOL_KEYS: &[&str] = &["maxEntries", "maxBytes"];
+pub(super) const MEDIA_KEYS: &[&str] = &["maxBytes", "cacheMaxBytes", "sendDirs"];
 pub(super) const GATEWAY_KEYS: &[&str] = &[
     "port",
     "bind",
@@ -88,13 +89,53 @@ pub(super) fn parse(text: &str) -> Result<Config> {
         Some(s) => spool(&s)?,
         None => SpoolConfig::default(),
     };
+    let media = match root.child("media", MEDIA_KEYS)? {
+        Some(m) => media(&m)?,
+        None => MediaConfig::default(),
+    };
     Ok(Config {
         gateway,
         channels,
         spool,
-        // Parsed by the typed config that replaces this file; defaults until then.
-        media: super::MediaConfig::default(),
+        media,
     })
+}
+
+fn media(o: &Obj) -> Result<MediaConfig> {
+    let mut m = MediaConfig::default();
+    if let Some(v) = o.int("maxBytes", MEDIA_MAX_BYTES_RANGE)? {
+        m.max_bytes = v;
+    }
+    if let Some(v) = o.int("cacheMaxBytes", MEDIA_CACHE_MAX_BYTES_RANGE)? {
+        m.cache_max_bytes = v;
+    }
+    if m.cache_max_bytes < m.max_bytes {
+        return Err(o.err(
+            "cacheMaxBytes",
+            format!(
+                "{} is below media.maxBytes ({}): the cache could not hold one file; raise it or \
+                 lower media.maxBytes",
+                m.cache_max_bytes, m.max_bytes
+            ),
+        ));
+    }
+    if let Some(dirs) = o.strings("sendDirs", check_send_dir)? {
+        m.send_dirs = Some(dirs.into_iter().map(PathBuf::from).collect());
+    }
+    Ok(m)
+}
+
+/// A relative folder would depend on the daemon's working directory (`/` under systemd), so
+/// only absolute paths are accepted.
+fn check_send_dir(s: &str) -> std::result::Result<(), String> {
+    if std::path::Path::new(s).is_absolute() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{s:?} is not an absolute path; write the full path of the folder (e.g. \
+             \"/var/lib/emonk/outbox\")"
+        ))
+    }
 }
 
 fn spool(o: &Obj) -> Result<SpoolConfig> {
@@ -600,10 +641,42 @@ mod tests {
     }
 
     #[test]
+    fn media_keys_with_ranges_and_absolute_send_dirs() {
+        let c = Config::parse(
+            r#"{"media": {"maxBytes": 1048576, "cacheMaxBytes": 8388608, "sendDirs": ["/srv/out", "/tmp/x"]}}"#,
+        )
+        .unwrap();
+        assert_eq!(c.media.max_bytes, 1_048_576);
+        assert_eq!(c.media.cache_max_bytes, 8_388_608);
+        assert_eq!(
+            c.media.send_dirs,
+            Some(vec![PathBuf::from("/srv/out"), PathBuf::from("/tmp/x")])
+        );
+        let none = Config::parse(r#"{"media": {"sendDirs": []}}"#).unwrap();
+        assert_eq!(none.media.send_dirs, Some(vec![]));
+        assert_eq!(Config::parse("{}").unwrap().media, MediaConfig::default());
+
+        let e = err(r#"{"media": {"sendDirs": ["outbox"]}}"#);
+        assert!(
+            e.contains("media.sendDirs[0]") && e.contains("absolute path"),
+            "{e}"
+        );
+        let e = err(r#"{"media": {"maxBytes": 10}}"#);
+        assert!(e.contains("media.maxBytes"), "{e}");
+        let e = err(r#"{"media": {"maxBytes": 2097152, "cacheMaxBytes": 1048576}}"#);
+        assert!(
+            e.contains("media.cacheMaxBytes") && e.contains("below media.maxBytes"),
+            "{e}"
+        );
+        let e = err(r#"{"media": {"maxbytes": 1}}"#);
+        assert!(e.contains("media.maxbytes") && e.contains("maxBytes"), "{e}");
+    }
+
+    #[test]
     fn unknown_keys_at_every_depth() {
         assert_eq!(
             err(r#"{"gatway": {}}"#),
-            r#"unknown key "gatway" (known keys here: gateway, channels, spool); did you mean "gateway"?"#
+            r#"unknown key "gatway" (known keys here: gateway, channels, spool, media); did you mean "gateway"?"#
         );
         assert!(
             err(r#"{"gateway": {"prot": 1}}"#)

@@ -16,6 +16,7 @@ use super::liveness::Liveness;
 use super::threads::ThreadGroup;
 use crate::bus::ToRouter;
 use crate::channels::discord::Discord;
+use crate::channels::media::cache::MediaCache;
 use crate::channels::slack::Slack;
 use crate::channels::telegram::Telegram;
 use crate::channels::{Connector, ConnectorContext};
@@ -59,6 +60,17 @@ fn connectors(config: &Config, state_dir: &Path, spool: &Arc<Mutex<Spool>>) -> V
     out
 }
 
+/// `<state>/media/`, cleaned up and indexed (see [`MediaCache::open`]).
+fn open_media_cache(config: &Config, state_dir: &Path) -> io::Result<MediaCache> {
+    let dir = state_dir.join("media");
+    MediaCache::open(&dir, config.media.cache_max_bytes).map_err(|e| {
+        io::Error::new(
+            e.kind(),
+            format!("cannot open the media cache {}: {e}", dir.display()),
+        )
+    })
+}
+
 fn server_settings(config: &Config) -> ServerSettings {
     let g = &config.gateway;
     ServerSettings {
@@ -94,6 +106,9 @@ impl Instance {
             port: bind.port,
             process_started,
             restart,
+            media: Arc::new(open_media_cache(config, state_dir)?),
+            media_max_bytes: config.media.max_bytes,
+            max_payload: config.gateway.max_payload_bytes,
         };
         let mut threads = ThreadGroup::new();
         let mut slots = BTreeMap::new();

@@ -26,6 +26,7 @@ pub const METHODS: &[&str] = &[
     "gateway.restart",
     "channels.status",
     "channels.send",
+    "channels.fetch",
     "events.subscribe",
     "events.ack",
     "agent.*",

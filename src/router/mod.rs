@@ -7,6 +7,7 @@
 //! except waiting for its next message or the next forwarding deadline.
 
 mod delivery;
+mod fetches;
 mod flights;
 mod forwarding;
 mod methods;
@@ -22,9 +23,11 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use serde_json::value::RawValue;
 
 use crate::bus::{Audience, ConnId, LoopHandle, Peer, Probe, ToLoop, ToRouter};
+use crate::channels::media::cache::MediaCache;
 use crate::channels::{ChannelStatus, ConnectorCommand, ConnectorEvent};
 use crate::protocol::{ErrorBody, ErrorCode, Role, close, frames};
 use crate::spool::Spool;
+use fetches::FetchWaiter;
 use flights::Flights;
 use forwarding::Forwarding;
 use sends::{Idempotency, SendWaiter};
@@ -43,6 +46,12 @@ pub struct RouterSettings {
     /// When the process started (uptime survives in-process restarts).
     pub process_started: Instant,
     pub restart: RestartHook,
+    /// `<state>/media/`, shared with the connectors' download threads.
+    pub media: Arc<MediaCache>,
+    /// `media.maxBytes`.
+    pub media_max_bytes: u64,
+    /// `gateway.maxPayloadBytes`: an inline fetch answer must fit in one frame.
+    pub max_payload: usize,
 }
 
 /// A connector as the router sees it: where to send commands, and its last status.
@@ -67,6 +76,8 @@ pub struct Router {
     /// idempotency key.
     sends: Flights<String, SendWaiter>,
     idempotency: Idempotency,
+    /// `channels.fetch` downloads in progress, by job id, joinable by attachment id.
+    fetches: Flights<String, FetchWaiter>,
 }
 
 impl Router {
@@ -90,6 +101,7 @@ impl Router {
             delivered: 0,
             sends: Flights::default(),
             idempotency: Idempotency::default(),
+            fetches: Flights::default(),
         }
     }
 
@@ -143,6 +155,7 @@ impl Router {
             ToRouter::Connector(ConnectorEvent::Status(status)) => self.on_channel_status(status),
             ToRouter::Connector(ConnectorEvent::Inbound(entries)) => self.on_inbound(entries),
             ToRouter::Connector(ConnectorEvent::SendDone { id, result }) => self.on_send_done(id, result),
+            ToRouter::Connector(ConnectorEvent::FetchDone { id, result }) => self.on_fetch_done(id, result),
             ToRouter::Probe {
                 router,
                 event_loop,
@@ -243,6 +256,13 @@ impl Router {
         if method == "channels.send" {
             match methods::params(&method, params.as_deref()) {
                 Ok(request) => self.channels_send(conn, request_id, request),
+                Err(e) => self.reply(conn, &request_id, Err(e)),
+            }
+            return;
+        }
+        if method == "channels.fetch" {
+            match methods::params(&method, params.as_deref()) {
+                Ok(p) => self.channels_fetch(conn, request_id, p),
                 Err(e) => self.reply(conn, &request_id, Err(e)),
             }
             return;
@@ -349,6 +369,7 @@ impl Router {
                 .send_frame(f.caller, frames::response_error(&f.caller_request_id, &body));
         }
         self.fail_sends(why);
+        self.fail_fetches(why);
         for slot in self.connectors.values() {
             let _ = slot.commands.send(ConnectorCommand::Stop);
         }
@@ -357,4 +378,12 @@ impl Router {
             drain_until,
         });
     }
+}
+
+/// The answer to a `channels.send` or `channels.fetch` naming a channel that is not running.
+fn channel_not_enabled(channel: &str) -> ErrorBody {
+    ErrorBody::new(
+        ErrorCode::NotFound,
+        format!("channel {channel:?} is not enabled; set channels.{channel}.enabled in the config"),
+    )
 }

@@ -79,16 +79,7 @@ impl Router {
             }
         }
         let Some(slot) = self.connectors.get(request.channel.as_str()) else {
-            let channel = &request.channel;
-            return reply_now(
-                self,
-                Err(ErrorBody::new(
-                    ErrorCode::NotFound,
-                    format!(
-                        "channel {channel:?} is not enabled; set channels.{channel}.enabled in the config"
-                    ),
-                )),
-            );
+            return reply_now(self, Err(super::channel_not_enabled(&request.channel)));
         };
         let id = self.sends.next_id();
         if slot

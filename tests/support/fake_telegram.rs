@@ -68,6 +68,26 @@ pub enum Fault {
     IgnoreTimeout,
 }
 
+/// A scripted failure of the next file download (`GET /file/bot<token>/<path>`).
+#[derive(Clone, Debug, PartialEq)]
+pub enum DownloadFault {
+    /// Answer this HTTP status with a short body.
+    Status(u16),
+    /// Announce the whole length, send half the bytes, then close.
+    BreakOff,
+    /// Wait this long before answering normally.
+    Delay(Duration),
+}
+
+/// A file the fake serves through `getFile` and its download URL.
+struct FakeFile {
+    path: String,
+    bytes: Arc<Vec<u8>>,
+}
+
+/// Telegram's cloud Bot API serves files up to 20 MB.
+pub const DOWNLOAD_LIMIT: usize = 20 * 1024 * 1024;
+
 /// The running fake. Dropping it stops it.
 pub struct FakeTelegram {
     shared: Arc<Shared>,
@@ -113,12 +133,20 @@ struct State {
     minimal: bool,
     /// Result fields left out of successful answers, by method (canonical spelling).
     omitted: Omitted,
+    /// Files by `file_id`.
+    files: HashMap<String, FakeFile>,
+    /// Completed and attempted downloads, by `file_id`.
+    downloads: HashMap<String, usize>,
+    download_faults: VecDeque<DownloadFault>,
 }
 
 /// What to send back.
 enum Reply {
     Json(u16, Value),
     Raw(u16, &'static str, Vec<u8>),
+    /// A file: the status, then its bytes; with `Some(n)` only the first `n` bytes are sent
+    /// (after announcing them all) and the connection is closed.
+    File(Arc<Vec<u8>>, Option<usize>),
     /// Close without answering.
     Hangup,
 }
@@ -154,6 +182,9 @@ impl FakeTelegram {
                 persistent: HashMap::new(),
                 minimal: false,
                 omitted: Omitted::default(),
+                files: HashMap::new(),
+                downloads: HashMap::new(),
+                download_faults: VecDeque::new(),
             }),
             handovers: Mutex::new(None),
         });
@@ -163,6 +194,26 @@ impl FakeTelegram {
             serve_connection(&worker, stream)
         });
         FakeTelegram { shared, addr, server }
+    }
+
+    /// Serve `bytes` as the file `file_id` (path `documents/<name>`), for `getFile` and its
+    /// download URL. Bytes over [`DOWNLOAD_LIMIT`] are refused by `getFile` as Telegram does.
+    pub fn add_file(&self, file_id: &str, name: &str, bytes: Vec<u8>) {
+        let file = FakeFile {
+            path: format!("documents/{name}"),
+            bytes: Arc::new(bytes),
+        };
+        self.shared.lock().files.insert(file_id.to_owned(), file);
+    }
+
+    /// Download requests made for `file_id` so far (successful or not).
+    pub fn downloads(&self, file_id: &str) -> usize {
+        self.shared.lock().downloads.get(file_id).copied().unwrap_or(0)
+    }
+
+    /// Fail the next file download with `fault`.
+    pub fn fail_next_download(&self, fault: DownloadFault) {
+        self.shared.lock().download_faults.push_back(fault);
     }
 
     /// `http://127.0.0.1:PORT`, to use as `apiBaseUrl`.
@@ -519,6 +570,20 @@ fn serve_connection(shared: &Shared, stream: TcpStream) {
             Reply::Raw(status, content_type, body) => {
                 write_response(&mut writer, status, content_type, &body, close)
             }
+            Reply::File(bytes, None) => {
+                write_response(&mut writer, 200, "application/octet-stream", &bytes, close)
+            }
+            Reply::File(bytes, Some(sent)) => {
+                let head = format!(
+                    "HTTP/1.1 200 OK\r\nServer: fake-telegram\r\nContent-Type: application/octet-stream\r\n\
+                     Content-Length: {}\r\nConnection: close\r\n\r\n",
+                    bytes.len()
+                );
+                let _ = writer.write_all(head.as_bytes());
+                let _ = writer.write_all(&bytes[..sent]);
+                let _ = writer.shutdown(Shutdown::Both);
+                return;
+            }
         };
         if written.is_err() || close {
             return;
@@ -701,6 +766,7 @@ fn canonical_method(method: &str) -> Option<&'static str> {
         "deleteWebhook",
         "setWebhook",
         "getWebhookInfo",
+        "getFile",
     ]
     .into_iter()
     .find(|m| m.eq_ignore_ascii_case(method))
@@ -723,6 +789,9 @@ fn handle(shared: &Shared, request: &Request) -> Reply {
         Some((path, query)) => (path, Some(query)),
         None => (request.target.as_str(), None),
     };
+    if let Some(rest) = path.strip_prefix("/file/bot") {
+        return download(shared, rest);
+    }
     let Some((token, method)) = path.strip_prefix("/bot").and_then(|rest| rest.split_once('/')) else {
         return error(404, "Not Found");
     };
@@ -811,6 +880,7 @@ fn handle(shared: &Shared, request: &Request) -> Reply {
             shared.notify();
             Ok(json!(true))
         }
+        "getFile" => get_file(&shared.lock(), &params),
         "getWebhookInfo" => {
             let st = shared.lock();
             Ok(
@@ -823,6 +893,55 @@ fn handle(shared: &Shared, request: &Request) -> Reply {
     match result {
         Ok(value) => shape(&shared.lock(), method, ok(value)),
         Err(reply) => reply,
+    }
+}
+
+/// `getFile`: the path to download, or Telegram's refusals.
+fn get_file(st: &State, params: &Map<String, Value>) -> Result<Value, Reply> {
+    let id = str_param(params, "file_id").unwrap_or_default();
+    let Some(file) = st.files.get(&id) else {
+        return Err(error(
+            400,
+            "Bad Request: wrong file_id or the file is temporarily unavailable",
+        ));
+    };
+    if file.bytes.len() > DOWNLOAD_LIMIT {
+        return Err(error(400, "Bad Request: file is too big"));
+    }
+    Ok(json!({"file_id": id, "file_unique_id": format!("u-{id}"),
+              "file_size": file.bytes.len(), "file_path": file.path}))
+}
+
+/// `GET /file/bot<token>/<path>`: the bytes, as Telegram's file server sends them.
+fn download(shared: &Shared, rest: &str) -> Reply {
+    let Some((token, path)) = rest.split_once('/') else {
+        return Reply::Raw(404, "text/plain", b"Not Found".to_vec());
+    };
+    let (bytes, fault) = {
+        let mut st = shared.lock();
+        if token != shared.token || st.revoked {
+            return Reply::Raw(401, "text/plain", b"Unauthorized".to_vec());
+        }
+        let Some((id, file)) = st.files.iter().find(|(_, f)| f.path == path) else {
+            return Reply::Raw(404, "text/plain", b"Not Found".to_vec());
+        };
+        let (id, bytes) = (id.clone(), file.bytes.clone());
+        *st.downloads.entry(id).or_default() += 1;
+        let fault = st.download_faults.pop_front();
+        shared.notify();
+        (bytes, fault)
+    };
+    match fault {
+        None => Reply::File(bytes, None),
+        Some(DownloadFault::Status(status)) => Reply::Raw(status, "text/plain", b"fault".to_vec()),
+        Some(DownloadFault::BreakOff) => {
+            let half = bytes.len() / 2;
+            Reply::File(bytes, Some(half))
+        }
+        Some(DownloadFault::Delay(d)) => {
+            shared.pause(d);
+            Reply::File(bytes, None)
+        }
     }
 }
 

@@ -116,6 +116,9 @@ impl Worker {
                             self.finish_sends(vec![done]);
                         }
                     }
+                    Ok(ConnectorCommand::Fetch(job)) => self
+                        .ctx
+                        .finish_fetch(job.id, Err(crate::channels::fetch::unknown_attachment("discord"))),
                     Ok(ConnectorCommand::Probe(p)) => p.answer(),
                     Ok(ConnectorCommand::Stop) | Err(_) => break,
                 },

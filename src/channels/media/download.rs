@@ -99,7 +99,8 @@ fn copy_limited(
     Ok(reader.finish())
 }
 
-fn too_large(size: u64, max_bytes: u64) -> MediaError {
+/// The error for a file of `size` bytes over `media.maxBytes` (`max_bytes`).
+pub fn too_large(size: u64, max_bytes: u64) -> MediaError {
     MediaError::TooLarge(format!(
         "the file is larger than {MAX_BYTES_KEY} ({size} > {max_bytes} bytes); raise {MAX_BYTES_KEY} to fetch it"
     ))

@@ -198,6 +198,11 @@ impl Worker {
                 }
                 true
             }
+            ConnectorCommand::Fetch(job) => {
+                let e = crate::channels::fetch::unknown_attachment("slack");
+                self.ctx.finish_fetch(job.id, Err(e));
+                true
+            }
             ConnectorCommand::Probe(p) => {
                 p.answer();
                 true

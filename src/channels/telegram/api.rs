@@ -71,6 +71,25 @@ impl User {
     }
 }
 
+/// What `getFile` says about a file: where to download it (`file_path`, valid for about an
+/// hour, so never stored) and its size when known. Only `file_path` is required.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FileInfo {
+    pub file_path: String,
+    pub file_size: Option<u64>,
+}
+
+impl FileInfo {
+    /// Read a `getFile` result.
+    pub fn from_result(result: &Value) -> Result<FileInfo, Missing> {
+        let fields = Fields::new("getFile answer", result);
+        Ok(FileInfo {
+            file_path: fields.str("file_path")?.to_owned(),
+            file_size: fields.opt_i64("file_size").and_then(|n| u64::try_from(n).ok()),
+        })
+    }
+}
+
 /// A `sendMessage` request.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SendMessage {
@@ -372,6 +391,20 @@ impl BotApi {
     /// [`ApiError::is_retryable_send`].
     pub fn send_message(&self, req: &SendMessage, timeout: Duration) -> Result<Value, ApiError> {
         self.call("sendMessage", &req.to_json(), timeout)
+    }
+
+    /// `getFile`: where to download the file behind `file_id`.
+    pub fn get_file(&self, file_id: &str, timeout: Duration) -> Result<FileInfo, ApiError> {
+        let result = self.call("getFile", &json!({"file_id": file_id}), timeout)?;
+        FileInfo::from_result(&result).map_err(ApiError::Incomplete)
+    }
+
+    /// The download of a `getFile` path: `<base>/file/bot<token>/<file_path>`. The URL holds
+    /// the token, so it is never logged or quoted (see [`http::download`]).
+    pub fn file_request(&self, file_path: &str) -> ureq::RequestBuilder<ureq::typestate::WithoutBody> {
+        let path = file_path.trim_start_matches('/');
+        self.agent
+            .get(format!("{}/file/bot{}/{path}", self.base_url, self.token))
     }
 
     /// One POST with a JSON body; the whole exchange (connect to last body byte) is bounded by

@@ -3,12 +3,14 @@
 //! - [`api`]: the blocking Bot API client and its error classification.
 //! - [`normalize`]: Telegram updates to `channel.message` params.
 //! - [`media`]: a Message's attachments; the `file_id` behind an attachment id.
+//! - [`fetch`]: `channels.fetch`: `getFile`, then the shared download into the media cache.
 //! - [`ratelimit`]: the send limiter.
 //! - [`offset`]: the persisted `getUpdates` offset.
 //! - [`outbound`]: `channels.send` jobs.
 //! - [`worker`]: the connector thread.
 
 pub mod api;
+mod fetch;
 pub mod media;
 pub mod normalize;
 mod offset;

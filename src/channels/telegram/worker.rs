@@ -24,7 +24,10 @@ use super::offset::{OffsetFile, spool_source, starting_offset};
 use super::outbound::{Done, Outbound};
 use crate::backoff::Backoff;
 use crate::channels::calls::{CallId, Calls};
+use crate::channels::fetch::FetchJob;
 use crate::channels::fields::Missing;
+use crate::channels::media::MediaError;
+use crate::channels::media::cache::CachedFile;
 use crate::channels::status::Refused;
 use crate::channels::{ChannelStatus, ConnectorCommand, ConnectorContext, ConnectorEvent};
 use crate::protocol::{ErrorBody, ErrorCode};
@@ -63,6 +66,11 @@ pub enum CallResult {
         result: Result<Vec<Value>, ApiError>,
     },
     Sent(Result<Value, ApiError>),
+    /// A `channels.fetch` job finished.
+    Fetched {
+        job: u64,
+        result: Result<CachedFile, MediaError>,
+    },
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -148,6 +156,7 @@ impl Worker {
                             self.finish_sends(vec![done]);
                         }
                     }
+                    Ok(ConnectorCommand::Fetch(job)) => self.start_fetch(job),
                     Ok(ConnectorCommand::Probe(p)) => p.answer(),
                     Ok(ConnectorCommand::Stop) | Err(_) => break,
                 },
@@ -234,8 +243,32 @@ impl Worker {
         wake.max(now)
     }
 
+    /// Run a fetch on its own call thread: downloads are not paced like sends (Telegram's
+    /// flood limits are about messages), and a slow one must not hold up anything else.
+    fn start_fetch(&mut self, job: FetchJob) {
+        if self.phase == Phase::Unauthorized {
+            let e = MediaError::Unavailable(
+                "telegram: the bot token was refused; fix channels.telegram.botToken".into(),
+            );
+            return self.ctx.finish_fetch(job.id, Err(e));
+        }
+        let api = self.api.clone();
+        let id = job.id;
+        let started = self.calls.start(move || CallResult::Fetched {
+            job: job.id,
+            result: super::fetch::fetch(&api, &job),
+        });
+        if let Err(e) = started {
+            let e = MediaError::Unavailable(format!("telegram: cannot start the download: {e}; try again"));
+            self.ctx.finish_fetch(id, Err(e));
+        }
+    }
+
     fn on_result(&mut self, id: CallId, result: CallResult) {
         let now = Instant::now();
+        if let CallResult::Fetched { job, result } = result {
+            return self.ctx.finish_fetch(job, result);
+        }
         if let CallResult::Sent(r) = result {
             if r.is_ok() {
                 self.status.outbound += 1;
@@ -287,7 +320,7 @@ impl Worker {
             CallResult::Me(Err(e)) => self.fail("getMe", e, now),
             CallResult::Webhook(Err(e)) => self.fail("deleteWebhook", e, now),
             CallResult::Updates { result: Err(e), .. } => self.fail("getUpdates", e, now),
-            CallResult::Sent(_) => unreachable!("handled above"),
+            CallResult::Sent(_) | CallResult::Fetched { .. } => unreachable!("handled above"),
         }
     }
 
