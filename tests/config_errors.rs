@@ -360,3 +360,74 @@ fn systemd_credentials_supply_unset_secrets() {
         "{shown}"
     );
 }
+
+#[test]
+fn agent_token_conflicts_and_missing_file_are_refused() {
+    let _w = Watchdog::new("agent_token_conflicts", Duration::from_secs(60));
+    refused(
+        r#"{"gateway": {"auth": {"agentToken": "ag-inline", "agentTokenFile": "a.token"}}}"#,
+        &[],
+        &[
+            "gateway.auth.agentToken",
+            "gateway.auth.agentTokenFile",
+            "not both",
+        ],
+    );
+    refused(
+        r#"{"gateway": {"auth": {"agentTokenFile": "no-such-agent.token"}}}"#,
+        &[],
+        &[
+            "gateway.auth.agentTokenFile",
+            "no-such-agent.token",
+            "cannot read",
+        ],
+    );
+    // The same secret for both roles would separate nothing; the message never shows it.
+    let err = refused(
+        r#"{"gateway": {"auth": {"token": "same-s3cret", "agentToken": "same-s3cret"}}}"#,
+        &[],
+        &["gateway.auth.agentToken", "different secret"],
+    );
+    assert!(!err.contains("same-s3cret"), "{err}");
+    // ... also when the operator token comes from EMONK_GATEWAY_TOKEN.
+    refused(
+        r#"{"gateway": {"auth": {"agentToken": "env-s3cret"}}}"#,
+        &[("EMONK_GATEWAY_TOKEN", "env-s3cret")],
+        &["gateway.auth.agentToken", "different secret"],
+    );
+}
+
+#[test]
+fn check_config_masks_the_agent_token() {
+    let _w = Watchdog::new("check_config_agent_token", Duration::from_secs(30));
+    let home = Home::new(r#"{"gateway": {"auth": {"token": "op-s3cret", "agentToken": "ag-s3cret"}}}"#);
+    let out = home.run_cli(&["check-config"], LIMIT);
+    let (so, se) = (stdout_of(&out), stderr_of(&out));
+    assert_eq!(code_of(&out), 0, "{se}");
+    assert!(
+        !so.contains("ag-s3cret") && !se.contains("ag-s3cret"),
+        "{so}\n{se}"
+    );
+    let v: Value = serde_json::from_str(&so).expect("valid JSON on stdout");
+    assert_eq!(v["gateway"]["auth"]["agentToken"], "***", "{v}");
+    assert_eq!(v["gateway"]["auth"]["agentTokenFile"], Value::Null, "{v}");
+
+    let home = Home::new(r#"{"gateway": {"auth": {"agentTokenFile": "agent.token"}}}"#);
+    std::fs::write(home.path().join("agent.token"), "ag-f1le-s3cret\n").unwrap();
+    let out = home.run_cli(&["check-config"], LIMIT);
+    let (so, se) = (stdout_of(&out), stderr_of(&out));
+    assert_eq!(code_of(&out), 0, "{se}");
+    assert!(
+        !so.contains("ag-f1le-s3cret") && !se.contains("ag-f1le-s3cret"),
+        "{so}\n{se}"
+    );
+    let v: Value = serde_json::from_str(&so).expect("valid JSON on stdout");
+    assert_eq!(v["gateway"]["auth"]["agentToken"], "***", "{v}");
+    assert!(
+        v["gateway"]["auth"]["agentTokenFile"]
+            .as_str()
+            .unwrap()
+            .ends_with("agent.token"),
+        "{v}"
+    );
+}

@@ -250,3 +250,64 @@ fn secrets_never_appear_in_the_log() {
         "offered credential leaked into the log:\n{text}"
     );
 }
+
+const AGENT_TOKEN_CONFIG: &str = r#"{"gateway":{"auth":{"token":"t0k","agentToken":"ag3nt"}}}"#;
+
+#[test]
+fn with_an_agent_token_only_it_takes_the_agent_role() {
+    let _w = Watchdog::new("agent_token", Duration::from_secs(30));
+    let home = Home::new(AGENT_TOKEN_CONFIG);
+    let gw = Gateway::start(&home);
+
+    // The operator token (or none, or a wrong one) no longer takes the agent role.
+    for offered in [Some("t0k"), None, Some("nope")] {
+        let (mut ws, first) = gw.connect_with(&connect_frame(offered, "agent", "operator"));
+        assert_hello_error(&first, "UNAUTHORIZED");
+        let message = first.unwrap()["error"]["message"].as_str().unwrap().to_owned();
+        assert!(message.contains("agent token"), "{message}");
+        assert!(message.contains("gateway.auth.agentToken"), "{message}");
+        assert_closed(ws.expect_close(WAIT), 1008);
+    }
+    // Least privilege: the agent token is not an operator or readonly credential.
+    for mode in ["operator", "readonly"] {
+        let (mut ws, first) = gw.connect_with(&connect_frame(Some("ag3nt"), "operator", mode));
+        assert_hello_error(&first, "UNAUTHORIZED");
+        assert_closed(ws.expect_close(WAIT), 1008);
+    }
+    // Each role with its own credential works.
+    let mut agent = gw.client(Some("ag3nt"), "agent", "operator");
+    let r = agent.request("a", "gateway.ping", json!({}));
+    assert!(r["result"]["ts"].is_u64(), "{r}");
+    let mut op = gw.client(Some("t0k"), "operator", "operator");
+    let r = op.request("o", "gateway.status", json!({}));
+    assert!(r["result"]["pid"].is_u64(), "{r}");
+
+    let text = gw.log.text();
+    assert!(!text.contains("ag3nt") && !text.contains("\"t0k\""), "{text}");
+}
+
+#[test]
+fn agent_token_from_a_file_is_read_relative_to_the_config() {
+    let _w = Watchdog::new("agent_token_file", Duration::from_secs(30));
+    let home = Home::new(r#"{"gateway":{"auth":{"password":"pw","agentTokenFile":"agent.token"}}}"#);
+    std::fs::write(home.path().join("agent.token"), "ag3nt-from-file\n").unwrap();
+    let gw = Gateway::start(&home);
+    let mut agent = gw.client(Some("ag3nt-from-file"), "agent", "operator");
+    let r = agent.request("a", "gateway.ping", json!({}));
+    assert!(r["result"]["ts"].is_u64(), "{r}");
+    let mut frame = connect_frame(None, "agent", "operator");
+    frame["params"]["auth"] = json!({"password": "pw"});
+    let (mut ws, first) = gw.connect_with(&frame);
+    assert_hello_error(&first, "UNAUTHORIZED");
+    assert_closed(ws.expect_close(WAIT), 1008);
+}
+
+#[test]
+fn without_an_agent_token_the_operator_token_still_takes_the_agent_role() {
+    let _w = Watchdog::new("no_agent_token", Duration::from_secs(30));
+    let home = Home::new(TOKEN_CONFIG);
+    let gw = Gateway::start(&home);
+    let mut agent = gw.client(Some("t0k"), "agent", "operator");
+    let r = agent.request("a", "gateway.ping", json!({}));
+    assert!(r["result"]["ts"].is_u64(), "{r}");
+}

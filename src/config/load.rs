@@ -60,6 +60,7 @@ pub fn load(loc: &ConfigLocation, overrides: &Overrides, env: Env) -> Result<Con
     read_secret_files(&mut config, base).map_err(in_file)?;
     read_credentials(&mut config, env).map_err(in_file)?;
     require_channel_tokens(&config).map_err(in_file)?;
+    check_agent_token(&config.gateway).map_err(in_file)?;
     check_bind_auth(&config.gateway).map_err(in_file)?;
     Ok(config)
 }
@@ -108,6 +109,12 @@ fn apply_env(g: &mut GatewayConfig, env: Env) -> Result<()> {
 fn read_secret_files(c: &mut Config, base: &Path) -> Result<()> {
     let a = &mut c.gateway.auth;
     resolve(&mut a.token, &mut a.token_file, "gateway.auth.tokenFile", base)?;
+    resolve(
+        &mut a.agent_token,
+        &mut a.agent_token_file,
+        "gateway.auth.agentTokenFile",
+        base,
+    )?;
     for (secret, file, key) in enabled_channel_secrets(&mut c.channels) {
         resolve(secret, file, &format!("{key}File"), base)?;
     }
@@ -143,7 +150,7 @@ fn enabled_channel_secrets(
 /// systemd credentials (`LoadCredential=`, `SetCredential=`): when `$CREDENTIALS_DIRECTORY`
 /// is set, a secret the config leaves unset (no value, no `*File`, no `EMONK_GATEWAY_TOKEN`)
 /// is read from the credential named after its key: `gateway.auth.token`,
-/// `gateway.auth.password`, `channels.telegram.botToken`, `channels.discord.token`,
+/// `gateway.auth.password`, `gateway.auth.agentToken`, `channels.telegram.botToken`, `channels.discord.token`,
 /// `channels.slack.appToken`, `channels.slack.botToken`. Anything the config sets wins, so
 /// a credential can never silently replace a secret the admin wrote down; channel
 /// credentials are read only for enabled channels, like their files.
@@ -179,6 +186,12 @@ fn read_credentials(c: &mut Config, env: Env) -> Result<()> {
             )?;
         }
     }
+    from_credential(
+        &mut a.agent_token,
+        &mut a.agent_token_file,
+        "gateway.auth.agentToken",
+        &dir,
+    )?;
     for (secret, file, name) in enabled_channel_secrets(&mut c.channels) {
         from_credential(secret, file, name, &dir)?;
     }
@@ -269,6 +282,27 @@ fn require_channel_tokens(c: &Config) -> Result<()> {
         if enabled && !present {
             return Err(ConfigError::new(format!(
                 "channels.{channel}.enabled is true but {key} is not set: set channels.{channel}.{key} or channels.{channel}.{key}File (or the systemd credential channels.{channel}.{key}), or set enabled to false"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// An agent token equal to the operator credential would let either side take the other's
+/// role, which is what the separate token exists to prevent. Checked on the values in force
+/// (after `EMONK_GATEWAY_TOKEN`, files and credentials).
+fn check_agent_token(g: &GatewayConfig) -> Result<()> {
+    let Some(agent) = &g.auth.agent_token else {
+        return Ok(());
+    };
+    let clashes = [
+        (&g.auth.token, "the gateway token"),
+        (&g.auth.password, "gateway.auth.password"),
+    ];
+    for (secret, name) in clashes {
+        if secret.as_ref() == Some(agent) {
+            return Err(ConfigError::new(format!(
+                "gateway.auth.agentToken is the same as {name}: the agent token must be a different secret, or the roles are not separated; generate a new one (e.g. `openssl rand -hex 32`)"
             )));
         }
     }
@@ -403,7 +437,7 @@ mod tests {
         assert_eq!(
             load_err(&f, &Overrides::default(), &[]),
             format!(
-                "config {}: unknown key \"gateway.auth.tokn\" (known keys here: token, tokenFile, password); did you mean \"token\"?",
+                "config {}: unknown key \"gateway.auth.tokn\" (known keys here: token, tokenFile, password, agentToken, agentTokenFile); did you mean \"token\"?",
                 f.loc.path.display()
             )
         );

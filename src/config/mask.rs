@@ -29,6 +29,8 @@ pub fn masked_json(config: &Config) -> Value {
                 "token": mask(&g.auth.token),
                 "tokenFile": path(g.auth.token_file.as_deref()),
                 "password": mask(&g.auth.password),
+                "agentToken": mask(&g.auth.agent_token),
+                "agentTokenFile": path(g.auth.agent_token_file.as_deref()),
             },
             "maxPayloadBytes": g.max_payload_bytes,
             "maxClients": g.max_clients,

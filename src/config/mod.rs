@@ -251,12 +251,18 @@ impl Default for GatewayConfig {
 /// After [`load()`], `token` holds the effective token, whether it was written inline, read
 /// from `token_file`, or taken from `EMONK_GATEWAY_TOKEN`. `token_file` stays set (as an
 /// absolute path) only when the token really came from that file, so displays of the
-/// config name the true source.
+/// config name the true source. The same holds for `agent_token` and `agent_token_file`.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct AuthConfig {
     pub token: Option<Secret>,
     pub token_file: Option<PathBuf>,
     pub password: Option<Secret>,
+    /// `gateway.auth.agentToken`: when set, the only credential accepted for
+    /// `role:"agent"`, and not accepted for any other role (least privilege: the agent
+    /// program cannot act as an operator, and an operator credential cannot take the agent
+    /// role, read the spool and post as the bot).
+    pub agent_token: Option<Secret>,
+    pub agent_token_file: Option<PathBuf>,
 }
 
 /// `channels.*`.

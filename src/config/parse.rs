@@ -36,7 +36,7 @@ pub(super) const GATEWAY_KEYS: &[&str] = &[
     "agentTimeoutMs",
     "clientBacklogBytes",
 ];
-pub(super) const AUTH_KEYS: &[&str] = &["token", "tokenFile", "password"];
+pub(super) const AUTH_KEYS: &[&str] = &["token", "tokenFile", "password", "agentToken", "agentTokenFile"];
 pub(super) const CHANNELS_KEYS: &[&str] = &["telegram", "discord", "slack"];
 pub(super) const TELEGRAM_KEYS: &[&str] = &[
     "enabled",
@@ -204,10 +204,13 @@ fn auth(o: &Obj) -> Result<AuthConfig> {
             o.path("password")
         )));
     }
+    let (agent_token, agent_token_file) = o.secret_pair("agentToken", "agentTokenFile")?;
     Ok(AuthConfig {
         token,
         token_file,
         password,
+        agent_token,
+        agent_token_file,
     })
 }
 
@@ -684,7 +687,7 @@ mod tests {
         );
         assert_eq!(
             err(r#"{"gateway": {"auth": {"tokn": "x"}}}"#),
-            r#"unknown key "gateway.auth.tokn" (known keys here: token, tokenFile, password); did you mean "token"?"#
+            r#"unknown key "gateway.auth.tokn" (known keys here: token, tokenFile, password, agentToken, agentTokenFile); did you mean "token"?"#
         );
         assert!(
             err(r#"{"channels": {"matrix": {}}}"#)

@@ -81,6 +81,7 @@ fn server_settings(config: &Config) -> ServerSettings {
         backlog_limit: g.client_backlog_bytes,
         token: g.auth.token.as_ref().map(|s| s.expose().to_owned()),
         password: g.auth.password.as_ref().map(|s| s.expose().to_owned()),
+        agent_token: g.auth.agent_token.as_ref().map(|s| s.expose().to_owned()),
         connect_timeout: CONNECT_TIMEOUT,
     }
 }

@@ -1,11 +1,12 @@
-//! Checking `connect` credentials: constant-time comparison, and a limit on repeated failures
+//! Checking `connect` credentials: constant-time comparison, role-scoped credentials (an
+//! optional agent token that alone admits `role:"agent"`), and a limit on repeated failures
 //! from non-loopback addresses so a token cannot be guessed over the network.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-use crate::protocol::{Credential, ErrorBody, ErrorCode};
+use crate::protocol::{Credential, ErrorBody, ErrorCode, Role};
 
 /// Failed attempts allowed per address within [`FAILURE_WINDOW`].
 const MAX_FAILURES: u32 = 5;
@@ -27,27 +28,47 @@ struct Failures {
     since: Instant,
 }
 
+/// The one message for every refused agent login while an agent token is set. It does not
+/// say whether the operator token was offered: a different answer for it would tell a
+/// guesser that a guess is the operator token.
+const AGENT_NEEDS_AGENT_TOKEN: &str = "role \"agent\" needs the agent token (gateway.auth.agentToken) in auth.token; the operator token or password is not accepted for it";
+
 /// The credentials a gateway accepts, and its record of recent failures.
 pub struct Authenticator {
     token: Option<String>,
     password: Option<String>,
+    /// When set, the only credential for `role:"agent"`, and not one for operators.
+    agent_token: Option<String>,
     failures: HashMap<IpAddr, Failures>,
 }
 
 impl Authenticator {
-    /// With neither a token nor a password every client is accepted (only allowed on
-    /// loopback; config validation refuses anything else).
-    pub fn new(token: Option<String>, password: Option<String>) -> Authenticator {
+    /// With neither a token nor a password every operator is accepted (only allowed on
+    /// loopback; config validation refuses anything else). Without an agent token, agents
+    /// log in like operators.
+    pub fn new(
+        token: Option<String>,
+        password: Option<String>,
+        agent_token: Option<String>,
+    ) -> Authenticator {
         Authenticator {
             token,
             password,
+            agent_token,
             failures: HashMap::new(),
         }
     }
 
-    /// Accept or refuse a `connect`. The error is sent in `hello_error`.
-    pub fn check(&mut self, ip: IpAddr, offered: Option<&Credential>, now: Instant) -> Result<(), ErrorBody> {
-        if self.token.is_none() && self.password.is_none() {
+    /// Accept or refuse a `connect` for `role`. The error is sent in `hello_error`.
+    pub fn check(
+        &mut self,
+        ip: IpAddr,
+        role: Role,
+        offered: Option<&Credential>,
+        now: Instant,
+    ) -> Result<(), ErrorBody> {
+        let agent_scoped = role == Role::Agent && self.agent_token.is_some();
+        if !agent_scoped && self.token.is_none() && self.password.is_none() {
             return Ok(());
         }
         let limited = !ip.is_loopback();
@@ -69,7 +90,13 @@ impl Authenticator {
             _ => false,
         };
         let ok = offered.is_some_and(|c| {
-            matches(c.token.as_ref(), &self.token) | matches(c.password.as_ref(), &self.password)
+            if agent_scoped {
+                matches(c.token.as_ref(), &self.agent_token)
+            } else {
+                // The agent token is never an operator credential, so it is simply not
+                // among the candidates here (config validation keeps the two different).
+                matches(c.token.as_ref(), &self.token) | matches(c.password.as_ref(), &self.password)
+            }
         });
         if ok {
             self.failures.remove(&ip);
@@ -85,7 +112,9 @@ impl Authenticator {
             }
             f.count += 1;
         }
-        let message = if offered.is_none() {
+        let message = if agent_scoped {
+            AGENT_NEEDS_AGENT_TOKEN
+        } else if offered.is_none() {
             "this gateway requires auth: send auth.token or auth.password in connect"
         } else {
             "invalid token or password"
@@ -123,51 +152,108 @@ mod tests {
 
     #[test]
     fn open_gateway_accepts_anyone() {
-        let mut a = Authenticator::new(None, None);
+        let mut a = Authenticator::new(None, None, None);
         assert!(
-            a.check("127.0.0.1".parse().unwrap(), None, Instant::now())
+            a.check("127.0.0.1".parse().unwrap(), Role::Agent, None, Instant::now())
                 .is_ok()
         );
     }
 
     #[test]
     fn token_or_password_accepted_wrong_refused() {
-        let mut a = Authenticator::new(Some("t0k".into()), Some("pw".into()));
+        let mut a = Authenticator::new(Some("t0k".into()), Some("pw".into()), None);
         let ip: IpAddr = "127.0.0.1".parse().unwrap();
         let now = Instant::now();
-        assert!(a.check(ip, Some(&cred("t0k")), now).is_ok());
+        assert!(a.check(ip, Role::Operator, Some(&cred("t0k")), now).is_ok());
         let pw = Credential {
             token: None,
             password: Some("pw".into()),
         };
-        assert!(a.check(ip, Some(&pw), now).is_ok());
-        let e = a.check(ip, Some(&cred("nope")), now).unwrap_err();
+        assert!(a.check(ip, Role::Operator, Some(&pw), now).is_ok());
+        let e = a.check(ip, Role::Operator, Some(&cred("nope")), now).unwrap_err();
         assert_eq!(e.code, ErrorCode::Unauthorized);
-        assert_eq!(a.check(ip, None, now).unwrap_err().code, ErrorCode::Unauthorized);
+        assert_eq!(
+            a.check(ip, Role::Operator, None, now).unwrap_err().code,
+            ErrorCode::Unauthorized
+        );
     }
 
     #[test]
     fn remote_failures_are_rate_limited_loopback_is_not() {
-        let mut a = Authenticator::new(Some("t".into()), None);
+        let mut a = Authenticator::new(Some("t".into()), None, None);
         let remote: IpAddr = "203.0.113.9".parse().unwrap();
         let local: IpAddr = "127.0.0.1".parse().unwrap();
         let now = Instant::now();
         for _ in 0..MAX_FAILURES {
             assert_eq!(
-                a.check(remote, Some(&cred("x")), now).unwrap_err().code,
+                a.check(remote, Role::Operator, Some(&cred("x")), now)
+                    .unwrap_err()
+                    .code,
                 ErrorCode::Unauthorized
             );
             assert_eq!(
-                a.check(local, Some(&cred("x")), now).unwrap_err().code,
+                a.check(local, Role::Operator, Some(&cred("x")), now)
+                    .unwrap_err()
+                    .code,
                 ErrorCode::Unauthorized
             );
         }
-        let e = a.check(remote, Some(&cred("t")), now).unwrap_err();
+        let e = a
+            .check(remote, Role::Operator, Some(&cred("t")), now)
+            .unwrap_err();
         assert_eq!(e.code, ErrorCode::RateLimited);
         assert!(e.retry_after_ms.is_some());
-        assert!(a.check(local, Some(&cred("t")), now).is_ok());
+        assert!(a.check(local, Role::Operator, Some(&cred("t")), now).is_ok());
         let later = now + FAILURE_WINDOW;
         a.prune(later);
-        assert!(a.check(remote, Some(&cred("t")), later).is_ok());
+        assert!(a.check(remote, Role::Operator, Some(&cred("t")), later).is_ok());
+    }
+
+    #[test]
+    fn agent_token_alone_admits_agents_and_never_operators() {
+        let mut a = Authenticator::new(Some("op".into()), Some("pw".into()), Some("ag".into()));
+        let ip: IpAddr = "127.0.0.1".parse().unwrap();
+        let now = Instant::now();
+        assert!(a.check(ip, Role::Agent, Some(&cred("ag")), now).is_ok());
+        for refused in [cred("op"), cred("nope")] {
+            let e = a.check(ip, Role::Agent, Some(&refused), now).unwrap_err();
+            assert_eq!(
+                (e.code, e.message.as_str()),
+                (ErrorCode::Unauthorized, AGENT_NEEDS_AGENT_TOKEN)
+            );
+        }
+        let pw = Credential {
+            token: None,
+            password: Some("pw".into()),
+        };
+        assert!(a.check(ip, Role::Agent, Some(&pw), now).is_err());
+        assert!(a.check(ip, Role::Agent, None, now).is_err());
+        assert!(a.check(ip, Role::Operator, Some(&cred("op")), now).is_ok());
+        assert!(a.check(ip, Role::Operator, Some(&pw), now).is_ok());
+        let e = a.check(ip, Role::Operator, Some(&cred("ag")), now).unwrap_err();
+        assert_eq!(e.code, ErrorCode::Unauthorized);
+    }
+
+    #[test]
+    fn agent_token_without_operator_credentials_still_guards_the_agent_role() {
+        let mut a = Authenticator::new(None, None, Some("ag".into()));
+        let ip: IpAddr = "127.0.0.1".parse().unwrap();
+        let now = Instant::now();
+        assert!(a.check(ip, Role::Operator, None, now).is_ok());
+        assert!(a.check(ip, Role::Agent, None, now).is_err());
+        assert!(a.check(ip, Role::Agent, Some(&cred("ag")), now).is_ok());
+    }
+
+    #[test]
+    fn refused_agent_logins_count_towards_the_limit() {
+        let mut a = Authenticator::new(Some("op".into()), None, Some("ag".into()));
+        let remote: IpAddr = "203.0.113.9".parse().unwrap();
+        let now = Instant::now();
+        for _ in 0..MAX_FAILURES {
+            let e = a.check(remote, Role::Agent, Some(&cred("op")), now).unwrap_err();
+            assert_eq!(e.code, ErrorCode::Unauthorized);
+        }
+        let e = a.check(remote, Role::Agent, Some(&cred("ag")), now).unwrap_err();
+        assert_eq!(e.code, ErrorCode::RateLimited);
     }
 }

@@ -92,7 +92,11 @@ impl EventLoop {
         let (tx, commands) = crossbeam_channel::unbounded();
         let wake_pending = Arc::new(AtomicBool::new(false));
         let handle = LoopHandle::new(tx, waker.clone(), wake_pending.clone());
-        let auth = Authenticator::new(settings.token.clone(), settings.password.clone());
+        let auth = Authenticator::new(
+            settings.token.clone(),
+            settings.password.clone(),
+            settings.agent_token.clone(),
+        );
         let event_loop = EventLoop {
             poll,
             listener: Some(listener),

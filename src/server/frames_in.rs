@@ -138,7 +138,10 @@ impl EventLoop {
             self.refuse(id, &body, close::POLICY, "readonly agent");
             return;
         }
-        if let Err(body) = self.auth.check(addr.ip(), params.auth.as_ref(), Instant::now()) {
+        if let Err(body) = self
+            .auth
+            .check(addr.ip(), params.role, params.auth.as_ref(), Instant::now())
+        {
             log::warn!(
                 "refused connect from {addr} ({:?}): {}",
                 params.client_name,

@@ -41,6 +41,8 @@ pub struct ServerSettings {
     pub token: Option<String>,
     /// Accepted password, if any.
     pub password: Option<String>,
+    /// The only credential for `role:"agent"`, if set (`gateway.auth.agentToken`).
+    pub agent_token: Option<String>,
     /// Deadline for `connect` after accept.
     pub connect_timeout: Duration,
 }

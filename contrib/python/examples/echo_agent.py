@@ -7,7 +7,8 @@
 
 Environment: ``EMONK_GATEWAY_URL`` (default ``ws://127.0.0.1:18789``), and the gateway
 token as ``EMONK_GATEWAY_TOKEN`` or, better for Docker secrets, a file named by
-``EMONK_GATEWAY_TOKEN_FILE``. It logs to stderr (``EMONK_LOG_LEVEL``, default INFO) and
+``EMONK_GATEWAY_TOKEN_FILE`` (when the gateway sets ``gateway.auth.agentToken``, that
+token: it alone admits the agent role). It logs to stderr (``EMONK_LOG_LEVEL``, default INFO) and
 stops cleanly, exit code 0, on SIGTERM or SIGINT.
 """
 
