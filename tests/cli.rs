@@ -79,7 +79,7 @@ fn help_lists_every_subcommand() {
         assert!(run.contains(flag), "help run lacks {flag}:\n{run}");
     }
     let call = ok_stdout(&home, &["help", "call"]);
-    for flag in ["--url", "--token", "--password", "--timeout-ms"] {
+    for flag in ["--url", "--token", "--token-file", "--password", "--timeout-ms"] {
         assert!(call.contains(flag), "help call lacks {flag}:\n{call}");
     }
 }
@@ -254,6 +254,51 @@ fn call_authenticates_with_the_config_token_unless_told_otherwise() {
     // status probes with the config's token too.
     let v = json_stdout(&home, &["status", "--json"]);
     assert_eq!(v["probe"]["pid"], gw.pid, "{v}");
+    stop(&mut gw);
+}
+
+#[test]
+fn call_reads_the_token_from_a_file() {
+    use std::os::unix::fs::PermissionsExt;
+    let _w = Watchdog::new("call_token_file", WD);
+    // The config has no token of its own to fall back on for this test's wrong-token case:
+    // the token file is what authenticates.
+    let home = Home::new(r#"{"gateway": {"auth": {"token": "f1le-t0ken"}}}"#);
+    let mut gw = Gateway::start(&home);
+    let file = home.path().join("cli.token");
+    std::fs::write(&file, "f1le-t0ken\n").unwrap();
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let path = file.to_str().unwrap();
+    let out = home.cli(&["call", "gateway.ping", "--token-file", path]);
+    assert_eq!(code_of(&out), 0, "{}", stderr_of(&out));
+    assert!(!stderr_of(&out).contains("warning"), "{}", stderr_of(&out));
+
+    // Readable by others: it still works, with a warning that names the file.
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = home.cli(&["call", "gateway.ping", "--token-file", path]);
+    assert_eq!(code_of(&out), 0, "{}", stderr_of(&out));
+    let err = stderr_of(&out);
+    assert!(err.contains("cli.token") && err.contains("chmod 600"), "{err}");
+    assert!(!err.contains("f1le-t0ken"), "{err}");
+
+    // A wrong token in the file is refused like a wrong --token.
+    std::fs::write(&file, "wrong\n").unwrap();
+    let out = home.cli(&["call", "gateway.ping", "--token-file", path]);
+    assert_eq!(code_of(&out), 1, "{}", stderr_of(&out));
+    assert!(stderr_of(&out).contains("UNAUTHORIZED"), "{}", stderr_of(&out));
+
+    // Usage errors, exit 2: both flags, a missing file, an empty file.
+    let out = home.cli(&["call", "gateway.ping", "--token", "x", "--token-file", path]);
+    assert_eq!(code_of(&out), 2, "{}", stderr_of(&out));
+    assert!(stderr_of(&out).contains("--token-file"), "{}", stderr_of(&out));
+    let missing = home.path().join("nope.token");
+    let out = home.cli(&["call", "gateway.ping", "--token-file", missing.to_str().unwrap()]);
+    assert_eq!(code_of(&out), 2, "{}", stderr_of(&out));
+    assert!(stderr_of(&out).contains("nope.token"), "{}", stderr_of(&out));
+    std::fs::write(&file, "\n").unwrap();
+    let out = home.cli(&["call", "gateway.ping", "--token-file", path]);
+    assert_eq!(code_of(&out), 2, "{}", stderr_of(&out));
+    assert!(stderr_of(&out).contains("empty"), "{}", stderr_of(&out));
     stop(&mut gw);
 }
 

@@ -62,9 +62,13 @@ pub struct CallArgs {
     /// gateway URL (default: found through the lock of --config)
     #[argh(option)]
     pub url: Option<String>,
-    /// token to authenticate with (default: the config's gateway.auth.token)
+    /// token to authenticate with (default: the config's gateway.auth.token); visible to
+    /// every local user in the process list, so prefer --token-file
     #[argh(option)]
     pub token: Option<String>,
+    /// file holding the token (trailing newline trimmed); not together with --token
+    #[argh(option)]
+    pub token_file: Option<PathBuf>,
     /// password to authenticate with (default: the config's gateway.auth.password)
     #[argh(option)]
     pub password: Option<String>,

@@ -2,6 +2,7 @@
 //! (`final:false`) are printed as JSON lines as they arrive, the final result as pretty JSON;
 //! an error answer goes to stderr with its code, and the exit code is 1.
 
+use std::path::Path;
 use std::time::Duration;
 
 use serde_json::Value;
@@ -28,7 +29,8 @@ pub fn run(args: CallArgs) -> Result<u8, Error> {
             "PARAMS_JSON must be a JSON object, e.g. '{\"text\":\"hi\"}'".into(),
         ));
     }
-    let mut opts = connect_options(args.config.as_deref(), args.url, args.token, args.password)?;
+    let token = flag_token(args.token, args.token_file.as_deref())?;
+    let mut opts = connect_options(args.config.as_deref(), args.url, token, args.password)?;
     opts.client_name = "emonkd-call".into();
     let client = GatewayClient::connect(opts).map_err(client_error)?;
     let timeout = Duration::from_millis(args.timeout_ms.unwrap_or(DEFAULT_TIMEOUT_MS));
@@ -48,6 +50,39 @@ pub fn run(args: CallArgs) -> Result<u8, Error> {
     }
     out::line(serde_json::to_string_pretty(&value).expect("JSON value serializes"))?;
     Ok(exit::OK)
+}
+
+/// The token of `--token` or `--token-file` (at most one of them). A file is read like the
+/// config's `*File` keys: trimmed, not empty, with a warning when other users may read it.
+fn flag_token(token: Option<String>, file: Option<&Path>) -> Result<Option<String>, Error> {
+    let Some(path) = file else {
+        return Ok(token);
+    };
+    if token.is_some() {
+        return Err(Error::Usage(
+            "--token and --token-file are alternatives; pass one of them".into(),
+        ));
+    }
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        Error::Usage(format!(
+            "cannot read --token-file {}: {e}; check the path and its permissions",
+            path.display()
+        ))
+    })?;
+    let token = text.trim();
+    if token.is_empty() {
+        return Err(Error::Usage(format!(
+            "--token-file {} is empty; write the gateway token into it",
+            path.display()
+        )));
+    }
+    if let Some(mode) = crate::config::shared_mode(path) {
+        out::eprint(&format!(
+            "warning: --token-file {} is accessible to other users (mode {mode:03o}); consider chmod 600\n",
+            path.display()
+        ));
+    }
+    Ok(Some(token.to_owned()))
 }
 
 /// Client options for a command that talks to the gateway: the URL from `--url` or the lock

@@ -312,15 +312,19 @@ fn check_agent_token(g: &GatewayConfig) -> Result<()> {
 /// A secret file others can read is worth a warning but not a refusal: the admin may
 /// rely on group permissions on purpose.
 fn warn_if_shared(path: &Path, key: &str) {
-    if let Ok(meta) = std::fs::metadata(path) {
-        let mode = meta.permissions().mode() & 0o777;
-        if mode & 0o077 != 0 {
-            log::warn!(
-                "{key}: {} is accessible to other users (mode {mode:03o}); consider chmod 600",
-                path.display()
-            );
-        }
+    if let Some(mode) = shared_mode(path) {
+        log::warn!(
+            "{key}: {} is accessible to other users (mode {mode:03o}); consider chmod 600",
+            path.display()
+        );
     }
+}
+
+/// The permission bits of a secret file that group or others may access, `None` when only
+/// its owner may (or it cannot be inspected).
+pub fn shared_mode(path: &Path) -> Option<u32> {
+    let mode = std::fs::metadata(path).ok()?.permissions().mode() & 0o777;
+    (mode & 0o077 != 0).then_some(mode)
 }
 
 /// A gateway reachable from other hosts without a credential lets anyone on the network
