@@ -11,6 +11,7 @@ use super::args::CallArgs;
 use super::out;
 use super::target::{Target, url_of};
 use crate::client::{ClientError, ClientOptions, GatewayClient};
+use crate::config::SecretFileError;
 use crate::error::Error;
 use crate::exit;
 
@@ -63,26 +64,23 @@ fn flag_token(token: Option<String>, file: Option<&Path>) -> Result<Option<Strin
             "--token and --token-file are alternatives; pass one of them".into(),
         ));
     }
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        Error::Usage(format!(
+    let token = crate::config::read_secret_file(path).map_err(|e| match e {
+        SecretFileError::Unreadable(e) => Error::Usage(format!(
             "cannot read --token-file {}: {e}; check the path and its permissions",
             path.display()
-        ))
-    })?;
-    let token = text.trim();
-    if token.is_empty() {
-        return Err(Error::Usage(format!(
+        )),
+        SecretFileError::Empty => Error::Usage(format!(
             "--token-file {} is empty; write the gateway token into it",
             path.display()
-        )));
-    }
+        )),
+    })?;
     if let Some(mode) = crate::config::shared_mode(path) {
         out::eprint(&format!(
             "warning: --token-file {} is accessible to other users (mode {mode:03o}); consider chmod 600\n",
             path.display()
         ));
     }
-    Ok(Some(token.to_owned()))
+    Ok(Some(token))
 }
 
 /// Client options for a command that talks to the gateway: the URL from `--url` or the lock

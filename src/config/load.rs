@@ -232,24 +232,42 @@ fn resolve(secret: &mut Option<Secret>, file: &mut Option<PathBuf>, key: &str, b
         return Ok(());
     };
     let path = base.join(rel);
-    let text = read_capped(&path, MAX_SECRET_BYTES).map_err(|e| {
-        ConfigError::new(format!(
+    let value = read_secret_file(&path).map_err(|e| match e {
+        SecretFileError::Unreadable(e) => ConfigError::new(format!(
             "{key}: cannot read {}: {e}; create the file or fix the path (a relative path is relative to the config file's directory)",
             path.display()
-        ))
-    })?;
-    // Editors and `echo` add a final newline; it is never part of a token.
-    let value = text.trim();
-    if value.is_empty() {
-        return Err(ConfigError::new(format!(
+        )),
+        SecretFileError::Empty => ConfigError::new(format!(
             "{key}: {} is empty; write the secret into it",
             path.display()
-        )));
-    }
+        )),
+    })?;
     warn_if_shared(&path, key);
-    *secret = Some(Secret::new(value.to_string()));
+    *secret = Some(Secret::new(value));
     *file = Some(path);
     Ok(())
+}
+
+/// Why a secret file gave no secret.
+#[derive(Debug)]
+pub enum SecretFileError {
+    /// Missing, unreadable, or larger than any secret.
+    Unreadable(std::io::Error),
+    /// Nothing but whitespace in it.
+    Empty,
+}
+
+/// The secret in the file at `path`, for the config's `*File` keys and the CLI's
+/// `--token-file`: size-capped, surrounding whitespace trimmed (editors and `echo` add a
+/// final newline; it is never part of a token), not empty. The caller words the error and
+/// checks the mode ([`shared_mode`]) for its own audience.
+pub fn read_secret_file(path: &Path) -> std::result::Result<String, SecretFileError> {
+    let text = read_capped(path, MAX_SECRET_BYTES).map_err(SecretFileError::Unreadable)?;
+    let value = text.trim();
+    if value.is_empty() {
+        return Err(SecretFileError::Empty);
+    }
+    Ok(value.to_owned())
 }
 
 /// An enabled connector without credentials could only fail at runtime, after the daemon

@@ -24,7 +24,7 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 pub use bind::tailnet_ipv4;
-pub use load::{load, shared_mode};
+pub use load::{SecretFileError, load, read_secret_file, shared_mode};
 pub use mask::masked_json;
 pub use secret::Secret;
 
