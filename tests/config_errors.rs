@@ -431,3 +431,58 @@ fn check_config_masks_the_agent_token() {
         "{v}"
     );
 }
+
+#[test]
+fn api_base_urls_that_can_never_work_are_refused() {
+    let _w = Watchdog::new("api_base_url", Duration::from_secs(60));
+    for (url, why) in [
+        ("http://[::1", "is not a valid URL"),
+        (
+            "http://127.0.0.1:99999",
+            "has the port 99999; a port is 1 to 65535",
+        ),
+        ("http:///bot", "is not a valid URL"),
+        ("ws://127.0.0.1:8081", "has the scheme \"ws\""),
+    ] {
+        refused(
+            &format!(
+                r#"{{"channels": {{"telegram": {{"enabled": true, "botToken": "123:abc", "apiBaseUrl": "{url}"}}}}}}"#
+            ),
+            &[],
+            &["channels.telegram.apiBaseUrl", url, why],
+        );
+    }
+}
+
+/// The mode warning `run` logs for a secret file others can read is what check-config
+/// prints too (on stderr, so stdout stays the JSON config).
+#[test]
+fn a_shared_token_file_is_a_warning_in_check_config_and_run() {
+    use std::os::unix::fs::PermissionsExt;
+    let _w = Watchdog::new("shared_token_file", Duration::from_secs(30));
+    let home = Home::new(r#"{"gateway": {"auth": {"tokenFile": "gw.token"}}}"#);
+    let file = home.path().join("gw.token");
+    std::fs::write(&file, "shared-s3cret\n").unwrap();
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let want = "gateway.auth.tokenFile: ";
+    let out = home.run_cli(&["check-config"], LIMIT);
+    let (so, se) = (stdout_of(&out), stderr_of(&out));
+    assert_eq!(code_of(&out), 0, "{se}");
+    assert!(
+        se.contains(&format!("warning: {want}")) && se.contains("mode 644") && se.contains("chmod 600"),
+        "{se}"
+    );
+    assert!(!so.contains("shared-s3cret") && !se.contains("shared-s3cret"));
+    serde_json::from_str::<Value>(&so).expect("stdout stays valid JSON");
+
+    let mut gw = Gateway::start_with(&home, &["run", "--port", "0"], &[]);
+    let log = gw.log.text();
+    assert!(log.contains(want) && log.contains("mode 644"), "{log}");
+    gw.signal(libc::SIGTERM);
+    assert!(gw.wait_exit(Duration::from_secs(6)).unwrap().success());
+
+    // Owner-only: no warning.
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let out = home.run_cli(&["check-config"], LIMIT);
+    assert!(!stderr_of(&out).contains("warning"), "{}", stderr_of(&out));
+}

@@ -76,7 +76,7 @@ fn flag_token(token: Option<String>, file: Option<&Path>) -> Result<Option<Strin
     })?;
     if let Some(mode) = crate::config::shared_mode(path) {
         out::eprint(&format!(
-            "warning: --token-file {} is accessible to other users (mode {mode:03o}); consider chmod 600\n",
+            "warning: --token-file {} is accessible to other users (mode {mode:03o}); run chmod 600 on it\n",
             path.display()
         ));
     }

@@ -16,6 +16,9 @@ pub fn run(args: CheckConfigArgs) -> Result<u8, Error> {
     } else {
         " (not found: all defaults)"
     };
+    for w in config::warnings(&config) {
+        out::eprint(&format!("warning: {w}\n"));
+    }
     out::eprint(&format!("config OK: {}{source}\n", location.path.display()));
     let text = serde_json::to_string_pretty(&config::masked_json(&config)).expect("JSON value serializes");
     out::line(text)?;

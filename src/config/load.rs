@@ -242,7 +242,6 @@ fn resolve(secret: &mut Option<Secret>, file: &mut Option<PathBuf>, key: &str, b
             path.display()
         )),
     })?;
-    warn_if_shared(&path, key);
     *secret = Some(Secret::new(value));
     *file = Some(path);
     Ok(())
@@ -327,15 +326,46 @@ fn check_agent_token(g: &GatewayConfig) -> Result<()> {
     Ok(())
 }
 
-/// A secret file others can read is worth a warning but not a refusal: the admin may
-/// rely on group permissions on purpose.
-fn warn_if_shared(path: &Path, key: &str) {
-    if let Some(mode) = shared_mode(path) {
-        log::warn!(
-            "{key}: {} is accessible to other users (mode {mode:03o}); consider chmod 600",
-            path.display()
-        );
-    }
+/// What the admin should hear about a config that loads: today, secret files that group
+/// or others may read. A warning, not a refusal: the admin may rely on group permissions
+/// on purpose. `run` logs these at start and on each reload, `check-config` prints them.
+pub fn warnings(c: &Config) -> Vec<String> {
+    let (a, ch) = (&c.gateway.auth, &c.channels);
+    let files = [
+        ("gateway.auth.tokenFile", &a.token_file, true),
+        ("gateway.auth.agentTokenFile", &a.agent_token_file, true),
+        (
+            "channels.telegram.botTokenFile",
+            &ch.telegram.bot_token_file,
+            ch.telegram.enabled,
+        ),
+        (
+            "channels.discord.tokenFile",
+            &ch.discord.token_file,
+            ch.discord.enabled,
+        ),
+        (
+            "channels.slack.appTokenFile",
+            &ch.slack.app_token_file,
+            ch.slack.enabled,
+        ),
+        (
+            "channels.slack.botTokenFile",
+            &ch.slack.bot_token_file,
+            ch.slack.enabled,
+        ),
+    ];
+    files
+        .into_iter()
+        .filter_map(|(key, path, read)| {
+            let path = path.as_deref().filter(|_| read)?;
+            let mode = shared_mode(path)?;
+            Some(format!(
+                "{key}: {} is accessible to other users (mode {mode:03o}); run chmod 600 on it",
+                path.display()
+            ))
+        })
+        .collect()
 }
 
 /// The permission bits of a secret file that group or others may access, `None` when only

@@ -12,6 +12,7 @@
 //! - `bind.rs`: which IP address to bind, including the tailnet interface lookup.
 //! - `mask.rs`: the effective config as JSON with secrets masked, for `check-config`.
 
+mod base_url;
 mod bind;
 mod json;
 mod load;
@@ -24,7 +25,7 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 pub use bind::tailnet_ipv4;
-pub use load::{SecretFileError, load, read_secret_file, shared_mode};
+pub use load::{SecretFileError, load, read_secret_file, shared_mode, warnings};
 pub use mask::masked_json;
 pub use secret::Secret;
 

@@ -10,6 +10,7 @@ use std::path::PathBuf;
 
 use serde_json::{Map, Value};
 
+use super::base_url;
 use super::bind::parse_custom_host;
 use super::json;
 use super::{
@@ -386,25 +387,14 @@ impl<'a> Obj<'a> {
         Ok((secret, file))
     }
 
-    /// An API base URL. Connectors append `/method` paths, so one trailing `/` is
-    /// dropped to keep joined URLs free of `//`.
+    /// An API base URL ([`base_url::check`]).
     fn url(&self, key: &str) -> Result<Option<String>> {
         let Some(s) = self.string(key)? else {
             return Ok(None);
         };
-        let rest = s.strip_prefix("https://").or_else(|| s.strip_prefix("http://"));
-        match rest {
-            Some(r) if !r.is_empty() && !r.starts_with('/') && !s.contains(char::is_whitespace) => {
-                Ok(Some(s.strip_suffix('/').unwrap_or(&s).to_string()))
-            }
-            _ => Err(self.err(
-                key,
-                format!(
-                    "expected a URL starting with http:// or https://, got {}",
-                    got(&Value::from(s.as_str()))
-                ),
-            )),
-        }
+        base_url::check(&s)
+            .map(Some)
+            .map_err(|why| self.err(key, format!("{} {why}", got(&Value::from(s.as_str())))))
     }
 
     /// An array of non-empty strings, each also passed through `check`.
@@ -796,20 +786,20 @@ mod tests {
 
     #[test]
     fn urls() {
-        for bad in [
-            "ftp://x",
-            "api.telegram.org",
-            "https://",
-            "https:///x",
-            "http://a b",
+        for (bad, why) in [
+            ("ftp://x", "has the scheme \"ftp\""),
+            ("api.telegram.org", "has no scheme"),
+            ("https://", "is not a valid URL"),
+            ("https:///x", "is not a valid URL"),
+            ("http://a b", "is not a valid URL"),
+            ("http://[::1", "is not a valid URL"),
+            ("http://h:99999", "has the port 99999; a port is 1 to 65535"),
         ] {
             let e = err(&format!(
                 r#"{{"channels": {{"telegram": {{"apiBaseUrl": "{bad}"}}}}}}"#
             ));
             assert!(
-                e.starts_with(
-                    "channels.telegram.apiBaseUrl: expected a URL starting with http:// or https://"
-                ),
+                e.starts_with(&format!("channels.telegram.apiBaseUrl: \"{bad}\" {why}")),
                 "{e}"
             );
         }

@@ -89,6 +89,7 @@ pub fn run(opts: RunOptions) -> Result<(), Error> {
         bind: opts.bind,
     };
     let config = config::load(&location, &overrides, &env)?;
+    log_warnings(&config);
     let state_dir = paths::state_dir(&env).map_err(Error::Config)?;
     // Before anything in it is opened: an unsafe state dir is refused (exit 78), and the
     // resolved path is used from here on (see `statefs::audit`).
@@ -309,7 +310,10 @@ impl Daemon {
     /// (already logged) says why.
     fn prepare_restart(&self, listener: &Listener) -> Result<(Config, Option<Listener>), String> {
         let next = match config::load(&self.location, &self.overrides, &paths::process_env) {
-            Ok(c) => c,
+            Ok(c) => {
+                log_warnings(&c);
+                c
+            }
             Err(e) => {
                 log::error!("reload failed, keeping the running config: {e}");
                 return Err(e.to_string());
@@ -408,5 +412,12 @@ impl Daemon {
             std::process::exit(i32::from(crate::exit::FAILURE));
         }
         stop_requested
+    }
+}
+
+/// The config's warnings ([`config::warnings`]), at start and on each reload.
+fn log_warnings(config: &Config) {
+    for w in config::warnings(config) {
+        log::warn!("{w}");
     }
 }
