@@ -87,8 +87,10 @@ pub mod close {
     pub const NORMAL: u16 = 1000;
     /// The gateway is stopping.
     pub const STOPPING: u16 = 1001;
-    /// Protocol error: bad first frame, wrong protocol version, invalid UTF-8.
+    /// Protocol error: bad first frame, wrong protocol version, a broken WebSocket frame.
     pub const PROTOCOL: u16 = 1002;
+    /// A text frame or a close reason was not valid UTF-8 (RFC 6455, 7.4.1).
+    pub const INVALID_DATA: u16 = 1007;
     /// Policy: bad auth, no connect in time, slow consumer, Origin refused, superseded agent.
     pub const POLICY: u16 = 1008;
     /// A frame was larger than allowed.

@@ -4,9 +4,9 @@
 //! Everything here is non-blocking; a method that would block reports it and the loop comes
 //! back on the next readiness event.
 
-use std::io::ErrorKind;
-use std::net::SocketAddr;
-use std::time::Instant;
+use std::io::{ErrorKind, Read};
+use std::net::{Shutdown, SocketAddr};
+use std::time::{Duration, Instant};
 
 use mio::net::TcpStream;
 use tungstenite::protocol::frame::coding::CloseCode;
@@ -15,7 +15,14 @@ use tungstenite::{Error as WsError, HandshakeError, Message, Utf8Bytes, WebSocke
 
 use super::handshake::PendingHandshake;
 use crate::bus::ConnId;
-use crate::protocol::{Mode, Role};
+use crate::protocol::{Mode, Role, close};
+
+/// How long a lingering close keeps reading after our close frame went out.
+const LINGER_TIME: Duration = Duration::from_secs(2);
+/// How much a lingering close reads and discards before it gives up on the peer.
+const LINGER_BYTES: usize = 64 * 1024 * 1024;
+/// The discard buffer for a lingering close (on the loop thread's stack).
+const DISCARD_CHUNK: usize = 16 * 1024;
 
 /// Where a connection is in its life.
 pub enum State {
@@ -54,6 +61,8 @@ pub enum ReadStep {
     TooBig(String),
     /// The peer broke the WebSocket protocol.
     Protocol(String),
+    /// A text frame or a close reason was not valid UTF-8.
+    BadUtf8(String),
     /// The connection is gone (reset, EOF, closed).
     Gone(String),
 }
@@ -78,6 +87,30 @@ pub enum FlushStep {
     Finished,
 }
 
+/// A lingering close: after a close the peer may not expect (its frame was refused, its
+/// login failed) it is often still writing. Closing a socket with unread data makes the
+/// kernel send a reset, which can destroy our close frame before the peer reads it. So the
+/// gateway half-closes once the close frame is out and reads and discards until the peer
+/// closes too, for at most [`LINGER_TIME`] and [`LINGER_BYTES`], as web servers do.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Linger {
+    Off,
+    /// Our close frame is queued; linger once it is flushed.
+    Wanted,
+    /// Half-closed; discarding what the peer still sends.
+    Active {
+        discarded: usize,
+    },
+}
+
+/// The close codes that follow something the peer did wrong, so it may still be writing.
+fn lingers_after(code: u16) -> bool {
+    matches!(
+        code,
+        close::PROTOCOL | close::INVALID_DATA | close::POLICY | close::TOO_BIG
+    )
+}
+
 pub struct Conn {
     pub id: ConnId,
     pub addr: SocketAddr,
@@ -94,6 +127,7 @@ pub struct Conn {
     /// protocol error): it must not be asked to read again (it would misparse, or trip its
     /// own buffer assertion). The connection is closing and is dropped at its deadline.
     read_failed: bool,
+    linger: Linger,
 }
 
 impl Conn {
@@ -108,6 +142,7 @@ impl Conn {
             close_deadline: None,
             dirty: false,
             read_failed: false,
+            linger: Linger::Off,
         }
     }
 
@@ -158,6 +193,9 @@ impl Conn {
 
     /// Read the next message, if one is complete.
     pub fn read(&mut self) -> ReadStep {
+        if let Linger::Active { .. } = self.linger {
+            return self.discard();
+        }
         let State::Open(ws) = &mut self.state else {
             return ReadStep::WouldBlock;
         };
@@ -182,11 +220,17 @@ impl Conn {
                 ReadStep::Gone("connection reset without a close frame".into())
             }
             Err(WsError::Protocol(e)) => ReadStep::Protocol(e.to_string()),
-            Err(WsError::Utf8(e)) => ReadStep::Protocol(format!("invalid UTF-8 in a text frame: {e}")),
+            // tungstenite reports both a text frame and a close reason this way.
+            Err(WsError::Utf8(e)) => {
+                ReadStep::BadUtf8(format!("invalid UTF-8 in a text frame or close reason: {e}"))
+            }
             Err(WsError::WriteBufferFull(_)) => ReadStep::TooBig("write buffer full".into()),
             Err(e) => ReadStep::Gone(e.to_string()),
         };
-        if matches!(step, ReadStep::TooBig(_) | ReadStep::Protocol(_)) {
+        if matches!(
+            step,
+            ReadStep::TooBig(_) | ReadStep::Protocol(_) | ReadStep::BadUtf8(_)
+        ) {
             self.read_failed = true;
         }
         step
@@ -240,6 +284,55 @@ impl Conn {
             // Errors here mean the socket is already unusable; the flush will report it.
             let _ = ws.close(Some(frame));
             self.dirty = true;
+            if lingers_after(code) {
+                self.linger = Linger::Wanted;
+            }
+        }
+    }
+
+    /// Once our close frame is flushed, start a lingering close if one is wanted: shut the
+    /// write side (the peer reads EOF right after the close frame) and discard what comes.
+    /// Returns the new close deadline when lingering started now.
+    pub fn start_linger(&mut self, now: Instant) -> Option<Instant> {
+        if self.linger != Linger::Wanted {
+            return None;
+        }
+        let State::Open(ws) = &mut self.state else {
+            return None;
+        };
+        // A failure means the peer is gone already; the next read reports it.
+        let _ = ws.get_mut().shutdown(Shutdown::Write);
+        self.linger = Linger::Active { discarded: 0 };
+        let until = now + LINGER_TIME;
+        self.close_deadline = Some(until);
+        Some(until)
+    }
+
+    /// Read and drop raw bytes during a lingering close, bypassing tungstenite (whose
+    /// decoder may be mid-frame). The end of the stream ends the connection.
+    fn discard(&mut self) -> ReadStep {
+        let State::Open(ws) = &mut self.state else {
+            return ReadStep::WouldBlock;
+        };
+        let Linger::Active { discarded } = &mut self.linger else {
+            return ReadStep::WouldBlock;
+        };
+        let mut chunk = [0u8; DISCARD_CHUNK];
+        match ws.get_mut().read(&mut chunk) {
+            Ok(0) => ReadStep::Gone("closed by the client after our close frame".into()),
+            Ok(n) => {
+                *discarded += n;
+                if *discarded > LINGER_BYTES {
+                    ReadStep::Gone(format!(
+                        "still sending after our close frame ({LINGER_BYTES} bytes discarded)"
+                    ))
+                } else {
+                    ReadStep::Control
+                }
+            }
+            Err(e) if e.kind() == ErrorKind::WouldBlock => ReadStep::WouldBlock,
+            Err(e) if e.kind() == ErrorKind::Interrupted => ReadStep::Control,
+            Err(e) => ReadStep::Gone(format!("read failed after our close frame: {e}")),
         }
     }
 

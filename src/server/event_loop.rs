@@ -284,6 +284,11 @@ impl EventLoop {
                     self.close(id, close::PROTOCOL, "protocol error");
                     return;
                 }
+                ReadStep::BadUtf8(why) => {
+                    log::debug!("connection {id}: {why}");
+                    self.close(id, close::INVALID_DATA, "invalid UTF-8");
+                    return;
+                }
                 ReadStep::Gone(why) => {
                     log::debug!("connection {id}: {why}");
                     self.drop_conn(id);
@@ -304,6 +309,7 @@ impl EventLoop {
 
     fn flush_dirty(&mut self) {
         let ids = std::mem::take(&mut self.dirty);
+        let mut lingering = Vec::new();
         for id in ids {
             let Some(conn) = self.conns.get_mut(&id) else {
                 continue;
@@ -311,9 +317,20 @@ impl EventLoop {
             if !conn.dirty {
                 continue;
             }
-            if let FlushStep::Finished = conn.flush() {
-                self.drop_conn(id);
+            match conn.flush() {
+                FlushStep::Finished => self.drop_conn(id),
+                FlushStep::Flushed => {
+                    if let Some(until) = conn.start_linger(Instant::now()) {
+                        lingering.push((id, until));
+                    }
+                }
+                FlushStep::Pending => {}
             }
+        }
+        // Readiness is edge-triggered: what the peer sent before the half-close is read now.
+        for (id, until) in lingering {
+            self.set_deadline(until);
+            self.read_some(id);
         }
     }
 

@@ -13,6 +13,7 @@ pub mod fake_server;
 pub mod fake_slack;
 pub mod fake_telegram;
 pub mod multipart;
+pub mod raw_frame;
 pub mod slack;
 pub mod telegram;
 
@@ -513,20 +514,10 @@ impl Ws {
         use std::io::Write;
         let mut stream = self.ws.get_ref().try_clone().expect("clone socket");
         thread::spawn(move || {
-            let mut header = vec![0x81u8];
-            let len = payload.len();
-            if len < 126 {
-                header.push(0x80 | len as u8);
-            } else if len <= usize::from(u16::MAX) {
-                header.push(0x80 | 126);
-                header.extend_from_slice(&(len as u16).to_be_bytes());
-            } else {
-                header.push(0x80 | 127);
-                header.extend_from_slice(&(len as u64).to_be_bytes());
-            }
-            header.extend_from_slice(&[0, 0, 0, 0]);
-            let _ = stream.write_all(&header);
-            let _ = stream.write_all(&payload);
+            // The zero mask key leaves the payload as is, so it is written without a copy.
+            let frame = raw_frame::RawFrame::new(raw_frame::TEXT, payload);
+            let _ = stream.write_all(&frame.header());
+            let _ = stream.write_all(&frame.payload);
         })
     }
 }
