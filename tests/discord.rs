@@ -302,3 +302,45 @@ fn a_discord_outage_leaves_the_websocket_api_alone_and_stop_is_prompt() {
         started.elapsed()
     );
 }
+
+#[test]
+fn messages_the_full_spool_refuses_are_held_and_delivered_after_the_ack() {
+    let _w = Watchdog::new("discord full spool", SECS(40));
+    let fake = FakeDiscord::start(TOKEN);
+    let mut config: serde_json::Value =
+        serde_json::from_str(&support::discord::config(&fake, json!({}))).unwrap();
+    support::merge_json(&mut config, json!({"spool": {"maxEntries": 10}}));
+    let home = support::Home::new(&config.to_string());
+    let gw = support::Gateway::start(&home);
+    let mut agent = gw.client(None, "agent", "operator");
+    assert!(fake.wait_live(SECS(10)));
+    for i in 0..12 {
+        fake.push_message("555", Some("77"), "42", &format!("m{i}"));
+    }
+    let first: Vec<_> = (0..10).map(|_| next_message(&mut agent, SECS(10))).collect();
+    assert!(
+        gw.log.wait_for("discord: spool full:", SECS(5)).is_some(),
+        "{}",
+        gw.log.text()
+    );
+    let mut op = gw.operator();
+    let s = status(&mut op);
+    assert!(
+        s["lastError"].as_str().unwrap_or("").contains("spool full"),
+        "{s}"
+    );
+    let last = first.last().unwrap()["cursor"].clone();
+    let ack = agent.request("ack", "events.ack", json!({"cursor": last}));
+    assert!(ack["result"].is_object(), "{ack}");
+    // The held two follow within the 5 s retry, in order, once each.
+    let rest: Vec<_> = (0..2)
+        .map(|_| next_message(&mut agent, SECS(10))["text"].clone())
+        .collect();
+    assert_eq!(rest, ["m10", "m11"]);
+    let texts: Vec<_> = first
+        .iter()
+        .map(|m| m["text"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(texts, (0..10).map(|i| format!("m{i}")).collect::<Vec<_>>());
+    wait_status(&mut op, SECS(5), |s| s["lastError"].is_null());
+}

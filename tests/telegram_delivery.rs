@@ -414,7 +414,7 @@ fn a_full_spool_leaves_the_rest_with_telegram_until_acked() {
     let mut op = gw.operator();
     let s = wait_status(&mut op, Duration::from_secs(10), |s| s["inbound"] == 10);
     assert!(
-        gw.log.wait_for("spool is full", Duration::from_secs(5)).is_some(),
+        gw.log.wait_for("spool full:", Duration::from_secs(5)).is_some(),
         "log:\n{}",
         gw.log.text()
     );

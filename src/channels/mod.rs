@@ -15,10 +15,12 @@ pub mod discord;
 pub mod fetch;
 pub mod fields;
 pub mod http;
+pub mod inbox;
 pub mod media;
 pub mod outbound;
 pub mod slack;
 pub mod split;
+pub mod spool_trouble;
 pub mod status;
 pub mod telegram;
 

@@ -9,8 +9,10 @@
 //! `discord/<bot id>/<channel id>` with the message id (a snowflake) as sequence number:
 //! snowflakes rise within one channel, but two channels' messages can arrive in either order,
 //! and a per-bot mark would then skip the later-arriving older one as a "duplicate".
-//! Discord has no offset to confirm: a message the gateway delivered is ours to keep, so a
-//! full spool (or a failing disk) loses it, which is logged with its id.
+//! Discord has no offset to confirm: a message the gateway delivered is ours to keep. While
+//! the spool refuses it (full, or a failing disk) it is held in memory and retried, in
+//! order ([`Inbox`]); only past the hold's bound, or at a stop, is a message lost, and that
+//! is logged.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -23,8 +25,9 @@ use super::gateway::{GatewayHandle, GwEvent};
 use super::normalize::{Normalized, normalize};
 use super::outbound::{Done, Outbound};
 use crate::channels::calls::Calls;
+use crate::channels::inbox::{HOLD_MAX, Inbox, Seq, Written};
 use crate::channels::status::Refused;
-use crate::channels::{ChannelStatus, ConnectorCommand, ConnectorContext, ConnectorEvent};
+use crate::channels::{ChannelStatus, ConnectorCommand, ConnectorContext};
 use crate::protocol::{ErrorBody, ErrorCode};
 use crate::spool::Spool;
 
@@ -47,7 +50,8 @@ pub struct Worker {
     api: Arc<RestApi>,
     token: String,
     allow_from: Vec<String>,
-    spool: Arc<Mutex<Spool>>,
+    /// The way into the spool; holds messages while the spool refuses writes.
+    inbox: Inbox,
     ctx: ConnectorContext,
     status: ChannelStatus,
     bot_id: Option<String>,
@@ -75,7 +79,7 @@ impl Worker {
             api: Arc::new(api),
             token,
             allow_from,
-            spool,
+            inbox: Inbox::new("discord", spool),
             ctx,
             status: ChannelStatus::new("discord", "starting"),
             bot_id: None,
@@ -106,7 +110,14 @@ impl Worker {
             let now = Instant::now();
             let failed = self.outbound.drive(now, &mut self.calls, &self.api);
             self.finish_sends(failed);
-            let wake = self.outbound.next_wake().unwrap_or(now + MAX_SLEEP).max(now);
+            let held = self.inbox.retry(now);
+            self.written(held);
+            let wake = [self.outbound.next_wake(), self.inbox.retry_at()]
+                .into_iter()
+                .flatten()
+                .min()
+                .unwrap_or(now + MAX_SLEEP)
+                .max(now);
             select! {
                 recv(commands) -> cmd => match cmd {
                     Ok(ConnectorCommand::Send(job)) => {
@@ -140,6 +151,7 @@ impl Worker {
         if let Some(g) = gateway {
             g.stop(deadline);
         }
+        self.inbox.abandon();
         self.status.state = "stopped".into();
         self.report();
         self.calls.finish(deadline);
@@ -235,29 +247,20 @@ impl Worker {
         }
         let chat = params["chatId"].as_str().unwrap_or_default().to_owned();
         let source = format!("discord/{}/{chat}", self.bot_id.as_deref().unwrap_or("0"));
-        let appended = self
-            .spool
-            .lock()
-            .expect("spool lock")
-            .append(&source, vec![(id, params)]);
-        match appended {
-            Ok(entries) => {
-                if entries.is_empty() {
-                    log::debug!("discord: message {id} is already spooled");
-                    return;
-                }
-                self.status.inbound += entries.len() as u64;
-                self.ctx.report(ConnectorEvent::Inbound(entries));
-                self.report();
-            }
-            Err(e) => {
+        match self.inbox.push(source, Seq::Given(id), params, Instant::now()) {
+            Ok(written) => self.written(written),
+            Err(_) => {
                 log::error!(
-                    "discord: cannot spool message {id} in channel {chat} from {sender_id}: {e}; the message is lost (Discord does not redeliver)"
+                    "discord: message {id} in channel {chat} from {sender_id} is lost: {HOLD_MAX} messages are already held while the spool refuses writes (Discord does not redeliver)"
                 );
-                self.status.last_error = Some(format!("spool: {e}"));
-                self.report();
             }
         }
+    }
+
+    /// Report what the inbox spooled, and its trouble or recovery.
+    fn written(&mut self, written: Written) {
+        let calm = self.content_warned.then(|| CONTENT_HINT.to_owned());
+        written.report(&mut self.status, &self.ctx, calm);
     }
 
     fn finish_sends(&mut self, done: Vec<Done>) {

@@ -7,7 +7,8 @@
 //! WebSocket handshake (one call), then frames. Each `events_api` envelope is acked on the
 //! socket it came in on as soon as it is read, before anything else happens to it; then
 //! its event is deduplicated on `event_id` ([`Seen`]), normalized, filtered by `allowFrom`
-//! and appended to the spool. When the spool is full the envelope is not acked, so Slack
+//! and appended to the spool (held in memory and retried while the spool refuses a write,
+//! see [`Inbox`]). When the spool is full, or the hold is, the envelope is not acked, so Slack
 //! keeps it and redelivers it later.
 //!
 //! Socket life: `disconnect` with `refresh_requested` or `warning` marks the socket as
@@ -33,8 +34,9 @@ use super::socket::{Read, Socket, Ws};
 use crate::backoff::Backoff;
 use crate::channels::calls::{CallId, Calls};
 use crate::channels::fields::Missing;
+use crate::channels::inbox::{HOLD_MAX, Inbox, Seq};
 use crate::channels::status::Refused;
-use crate::channels::{ChannelStatus, ConnectorCommand, ConnectorContext, ConnectorEvent};
+use crate::channels::{ChannelStatus, ConnectorCommand, ConnectorContext};
 use crate::protocol::{ErrorBody, ErrorCode};
 use crate::spool::Spool;
 
@@ -49,8 +51,6 @@ const READ_SLICE: Duration = Duration::from_millis(100);
 const FRAMES_PER_TURN: usize = 50;
 /// Least wait after `too_many_websockets`: the connections are held elsewhere.
 const TOO_MANY_WAIT: Duration = Duration::from_secs(30);
-/// Wait before retrying after the spool refused an event.
-const SPOOL_FULL_PAUSE: Duration = Duration::from_secs(5);
 /// How long a stop waits for calls in flight.
 const STOP_GRACE: Duration = Duration::from_millis(1000);
 /// Timers never sleep longer than this (a safety net, not a poll).
@@ -90,7 +90,10 @@ pub struct Settings {
 pub struct Worker {
     api: Arc<WebApi>,
     settings: Settings,
+    /// Read for the full-spool check that leaves envelopes unacked.
     spool: Arc<Mutex<Spool>>,
+    /// The way into the spool; holds acked events while the spool refuses writes.
+    inbox: Inbox,
     ctx: ConnectorContext,
     status: ChannelStatus,
     seen: Seen,
@@ -130,6 +133,7 @@ impl Worker {
         Worker {
             api: Arc::new(api),
             settings,
+            inbox: Inbox::new("slack", spool.clone()),
             spool,
             ctx,
             status: ChannelStatus::new("slack", "starting"),
@@ -262,6 +266,7 @@ impl Worker {
         let token: Arc<str> = self.settings.bot_token.clone();
         let failed = self.outbound.drive(now, &mut self.calls, &self.api, &token);
         self.finish_sends(failed);
+        self.inbox.retry(now).report(&mut self.status, &self.ctx, None);
     }
 
     fn next_wake(&self, now: Instant) -> Instant {
@@ -269,7 +274,10 @@ impl Worker {
         if self.in_flight.is_none() && matches!(self.phase, Phase::Identify | Phase::Connect) {
             wake = wake.min(self.not_before);
         }
-        if let Some(w) = self.outbound.next_wake() {
+        for w in [self.outbound.next_wake(), self.inbox.retry_at()]
+            .into_iter()
+            .flatten()
+        {
             wake = wake.min(w);
         }
         wake.max(now)
@@ -532,17 +540,26 @@ impl Worker {
         }
     }
 
+    /// Whether to leave envelopes unacked (Slack redelivers them): the spool is at its
+    /// message limit, or the inbox already holds all it may while the disk refuses writes.
     fn spool_is_full(&mut self) -> bool {
-        let full = {
+        let spool_full = {
             let spool = self.spool.lock().expect("spool lock");
             spool.len() >= spool.limits().max_entries
         };
+        let full = spool_full || self.inbox.is_full();
         if full && !self.spool_full_said {
-            log::warn!(
-                "slack: the spool is full; not acknowledging events (Slack redelivers them) until the agent acknowledges messages (events.ack) or spool.maxEntries is raised"
-            );
+            if spool_full {
+                log::warn!(
+                    "slack: the spool is full; not acknowledging events (Slack redelivers them) until the agent acknowledges messages (events.ack) or spool.maxEntries is raised"
+                );
+                self.status.last_error = Some("spool full".into());
+            } else {
+                log::error!(
+                    "slack: {HOLD_MAX} events are held in memory while the spool refuses writes; not acknowledging more (Slack redelivers them) until it accepts writes again"
+                );
+            }
             self.spool_full_said = true;
-            self.status.last_error = Some("spool full".into());
             self.report();
         }
         if !full {
@@ -573,29 +590,22 @@ impl Worker {
             self.refuse(sender_id);
             return;
         }
-        let appended = {
-            let mut spool = self.spool.lock().expect("spool lock");
-            let seq = spool.high_water(SOURCE).map_or(1, |h| h + 1);
-            spool.append(SOURCE, vec![(seq, params)])
-        };
-        match appended {
-            Ok(entries) => {
-                self.status.inbound += entries.len() as u64;
-                if !entries.is_empty() {
-                    self.ctx.report(ConnectorEvent::Inbound(entries));
-                }
-                self.report();
+        // Already acked, so Slack will not send it again: spooled or held, it is taken,
+        // and a redelivery of the same event is a duplicate.
+        match self
+            .inbox
+            .push(SOURCE.to_owned(), Seq::Next, params, Instant::now())
+        {
+            Ok(written) => {
+                written.report(&mut self.status, &self.ctx, None);
                 if let Err(e) = self.seen.insert(key) {
                     log::warn!("slack: cannot persist the delivered event ids: {e}");
                 }
             }
-            Err(e) => {
-                // Already acked: Slack will not send it again.
-                log::error!("slack: cannot write the spool: {e}; event {key} is lost");
-                self.status.last_error = Some(format!("spool: {e}"));
-                self.not_before = self.not_before.max(Instant::now() + SPOOL_FULL_PAUSE);
-                self.report();
-            }
+            // Not reached while `spool_is_full` leaves events unacked when the hold is full.
+            Err(_) => log::error!(
+                "slack: event {key} is lost: {HOLD_MAX} messages are already held while the spool refuses writes"
+            ),
         }
     }
 
@@ -623,6 +633,7 @@ impl Worker {
     /// Close the sockets, abort calls in flight, report `stopped`.
     fn stop(mut self) {
         let deadline = Instant::now() + STOP_GRACE;
+        self.inbox.abandon();
         for s in self.sockets.drain(..) {
             s.close();
         }

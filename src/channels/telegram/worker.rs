@@ -28,6 +28,7 @@ use crate::channels::fetch::FetchJob;
 use crate::channels::fields::Missing;
 use crate::channels::media::MediaError;
 use crate::channels::media::cache::CachedFile;
+use crate::channels::spool_trouble::SpoolTrouble;
 use crate::channels::status::Refused;
 use crate::channels::{ChannelStatus, ConnectorCommand, ConnectorContext, ConnectorEvent};
 use crate::protocol::{ErrorBody, ErrorCode};
@@ -35,8 +36,6 @@ use crate::spool::{Entry, Spool, SpoolError};
 
 /// The updates the connector asks for.
 const ALLOWED_UPDATES: &[&str] = &["message", "edited_message", "channel_post", "edited_channel_post"];
-/// `lastError` while the spool is full.
-const SPOOL_FULL: &str = "spool full";
 /// Updates per poll.
 const POLL_LIMIT: u32 = 100;
 /// The HTTP timeout of a poll exceeds the long-poll timeout by this much.
@@ -48,14 +47,16 @@ const SHORT_CALL: Duration = Duration::from_secs(10);
 /// Least time between two polls when the server answers empty polls early (a server that
 /// ignores `timeout` must not make us poll in a hot loop).
 const EARLY_EMPTY_PAUSE: Duration = Duration::from_millis(500);
-/// Wait before retrying when the spool is full.
-const SPOOL_FULL_PAUSE: Duration = Duration::from_secs(5);
 /// Another process polls the same token: wait at least this long between attempts.
 const CONFLICT_MIN_WAIT: Duration = Duration::from_secs(5);
 /// How long a stop waits for the final offset confirmation and calls in flight.
 const STOP_GRACE: Duration = Duration::from_millis(1500);
 /// Timers never sleep longer than this (a safety net, not a poll).
 const MAX_SLEEP: Duration = Duration::from_secs(60);
+
+/// Where a batch was cut when only a prefix fitted: the update_id of the last one taken,
+/// and why the rest did not fit.
+type Cut = (i64, SpoolError);
 
 /// The result of one HTTP call.
 pub enum CallResult {
@@ -108,6 +109,7 @@ pub struct Worker {
     backoff: Backoff,
     last_error_was_webhook: bool,
     refused: Refused,
+    spool_trouble: SpoolTrouble,
     calls: Calls<CallResult>,
     outbound: Outbound,
 }
@@ -136,6 +138,7 @@ impl Worker {
             backoff: Backoff::new(),
             last_error_was_webhook: false,
             refused: Refused::new("telegram", module_path!()),
+            spool_trouble: SpoolTrouble::new("telegram"),
             calls: Calls::new("emonk-telegram-http"),
             outbound: Outbound::default(),
         }
@@ -475,21 +478,20 @@ impl Worker {
                         self.ctx.report(ConnectorEvent::Inbound(entries));
                     }
                     self.report();
-                    if let Some(last_taken) = cut {
-                        // Only a prefix fitted: confirm up to it; Telegram keeps the rest.
-                        next = last_taken + 1;
-                        self.spool_full(now);
-                        whole = false;
+                    match cut {
+                        Some((last_taken, full)) => {
+                            // Only a prefix fitted: confirm up to it; Telegram keeps the rest.
+                            next = last_taken + 1;
+                            self.spool_refused(&full, now);
+                            whole = false;
+                        }
+                        None => {
+                            self.spool_trouble.recovered(now);
+                        }
                     }
                 }
-                Err(SpoolError::Full { .. }) => {
-                    self.spool_full(now);
-                    return false;
-                }
                 Err(e) => {
-                    log::error!("telegram: cannot write the spool: {e}; not confirming updates to Telegram");
-                    self.not_before = now + self.backoff.next_delay();
-                    self.set_state("backoff", Some(format!("spool: {e}")));
+                    self.spool_refused(&e, now);
                     return false;
                 }
             }
@@ -507,11 +509,12 @@ impl Worker {
     /// Append the longest prefix of a non-empty `batch` that the spool admits: a batch larger
     /// than the room left would otherwise never fit, not even into an empty spool, and the
     /// connector would stop receiving for good. `Ok` carries the new entries and, when only a
-    /// prefix was taken, the update_id of its last item; `Full` means not even one fits.
+    /// prefix was taken, the update_id of its last item with the reason; `Full` means not
+    /// even one fits.
     fn append_what_fits(
         &mut self,
         batch: Vec<(u64, Map<String, Value>)>,
-    ) -> Result<(Vec<Entry>, Option<i64>), SpoolError> {
+    ) -> Result<(Vec<Entry>, Option<Cut>), SpoolError> {
         let source = self
             .bot
             .as_ref()
@@ -525,23 +528,29 @@ impl Worker {
                 Err(SpoolError::Full { .. }) if take > 1 => take /= 2,
                 Err(e) => return Err(e),
                 Ok(entries) => {
-                    let cut =
-                        (take < batch.len()).then(|| i64::try_from(batch[take - 1].0).unwrap_or(i64::MAX));
+                    let cut = (take < batch.len()).then(|| {
+                        let last = i64::try_from(batch[take - 1].0).unwrap_or(i64::MAX);
+                        let full = SpoolError::Full {
+                            entries: spool.len(),
+                            bytes: spool.bytes(),
+                            limits: spool.limits(),
+                        };
+                        (last, full)
+                    });
                     return Ok((entries, cut));
                 }
             }
         }
     }
 
-    fn spool_full(&mut self, now: Instant) {
-        self.not_before = now + SPOOL_FULL_PAUSE;
-        if self.status.last_error.as_deref() == Some(SPOOL_FULL) && self.status.state == "backoff" {
-            return; // already said; retrying quietly
+    /// The spool refused (part of) a batch: Telegram keeps what was not confirmed, and the
+    /// next poll waits as the shared [`SpoolTrouble`] paces it.
+    fn spool_refused(&mut self, e: &SpoolError, now: Instant) {
+        let keeping = "not confirming updates to Telegram (it keeps them)";
+        if let Some(text) = self.spool_trouble.failed(e, keeping, now) {
+            self.set_state("backoff", Some(text));
         }
-        log::warn!(
-            "telegram: the spool is full; not confirming updates to Telegram (it keeps them) until the agent acknowledges messages (events.ack) or spool.maxEntries/maxBytes is raised"
-        );
-        self.set_state("backoff", Some(SPOOL_FULL.into()));
+        self.not_before = self.spool_trouble.retry_at().unwrap_or(now);
     }
 
     /// Report `running` (clearing the last error) unless already running.
