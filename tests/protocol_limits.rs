@@ -17,6 +17,11 @@ use tungstenite::Message;
 
 const WAIT: Duration = Duration::from_secs(5);
 const MIB: usize = 1024 * 1024;
+/// A ping slower than this means the loop was blocked. Not a performance goal (those live
+/// in emonk-bench): the tests of this file run side by side in a debug build, and the
+/// loop parsing another test's 24 MiB frame can hold a ping up for a few hundred ms, while
+/// a blocked loop would hold it for good.
+const UNBLOCKED: Duration = Duration::from_secs(2);
 
 fn assert_closed_with(end: End, code: u16) {
     match end {
@@ -181,7 +186,7 @@ fn silent_and_trickling_sockets_do_not_stall_the_loop() {
     let mut worst = Duration::ZERO;
     for i in 0..100 {
         let took = timed_ping(&mut c, &format!("p{i}"));
-        assert!(took < Duration::from_millis(500), "ping {i} took {took:?}");
+        assert!(took < UNBLOCKED, "ping {i} took {took:?}");
         worst = worst.max(took);
         thread::sleep(Duration::from_millis(10));
     }
@@ -317,7 +322,7 @@ fn slow_consumer_is_closed_without_hurting_others() {
     while !flooder.is_finished() || n < 20 {
         n += 1;
         let took = timed_ping(&mut fast, &format!("f{n}"));
-        assert!(took < Duration::from_millis(500), "fast ping {n} took {took:?}");
+        assert!(took < UNBLOCKED, "fast ping {n} took {took:?}");
         assert!(
             started.elapsed() < Duration::from_secs(30),
             "flooder never finished; log:\n{}",

@@ -466,7 +466,9 @@ fn a_failing_telegram_never_slows_the_api() {
         assert!(r["result"]["ts"].is_u64(), "{r}");
         slowest = slowest.max(t.elapsed());
     }
-    assert!(slowest < Duration::from_millis(500), "slowest ping {slowest:?}");
+    // A loop waiting on Telegram would take seconds (HTTP timeouts); 2 s leaves room for a
+    // loaded CI machine. Speed itself is measured by emonk-bench.
+    assert!(slowest < Duration::from_secs(2), "slowest ping {slowest:?}");
     assert!(fake.request_count("getUpdates") >= 1);
     assert_eq!(telegram_status(&mut op)["state"], "backoff");
 }

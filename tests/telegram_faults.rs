@@ -38,13 +38,14 @@ fn next_status_event(ws: &mut Ws, state: &str, timeout: Duration) -> Value {
     }
 }
 
-/// `gateway.ping` answers, quickly.
+/// `gateway.ping` answers without waiting on the faulty Telegram (whose calls take seconds
+/// to time out; 2 s leaves room for a loaded CI machine).
 fn assert_ping(ws: &mut Ws) {
     let t = Instant::now();
     let r = ws.request("p", "gateway.ping", json!({}));
     assert!(r["result"]["ts"].is_u64(), "{r}");
     assert!(
-        t.elapsed() < Duration::from_millis(500),
+        t.elapsed() < Duration::from_secs(2),
         "ping took {:?}",
         t.elapsed()
     );
