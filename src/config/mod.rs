@@ -10,7 +10,8 @@
 //! - `parse.rs`: the walk from JSON to [`Config`], with key paths in every error.
 //! - `load.rs`: file + env + CLI overrides + secret files + final checks.
 //! - `bind.rs`: which IP address to bind, including the tailnet interface lookup.
-//! - `mask.rs`: the effective config as JSON with secrets masked, for `check-config`.
+//! - `mask.rs`: the effective config as JSON with secrets masked, for `check-config`
+//!   (derived: every field of the types below is a key of the output).
 
 mod base_url;
 mod bind;
@@ -23,6 +24,8 @@ mod secret;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+
+use serde::Serialize;
 
 pub use bind::tailnet_ipv4;
 pub use load::{SecretFileError, load, read_secret_file, shared_mode, warnings};
@@ -89,7 +92,8 @@ pub const MEDIA_CACHE_MAX_BYTES_RANGE: (u64, u64) = (1_048_576, 1_099_511_627_77
 pub const DEFAULT_OUTBOX: &str = "outbox";
 
 /// The whole configuration.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Config {
     pub gateway: GatewayConfig,
     pub channels: ChannelsConfig,
@@ -98,7 +102,8 @@ pub struct Config {
 }
 
 /// `media.*` (contract, "Media in" and "Media out").
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct MediaConfig {
     /// Largest file `channels.fetch` downloads (`PAYLOAD_TOO_LARGE` beyond).
     pub max_bytes: u64,
@@ -106,6 +111,7 @@ pub struct MediaConfig {
     pub cache_max_bytes: u64,
     /// Folders `channels.send` may read `path` attachments from; `None` means the default,
     /// `<state>/outbox` (see [`MediaConfig::send_dirs`]). An empty list allows no path at all.
+    #[serde(serialize_with = "mask::lossy_paths")]
     pub send_dirs: Option<Vec<PathBuf>>,
 }
 
@@ -132,7 +138,8 @@ impl MediaConfig {
 /// Bounds of the durable inbound spool (an extension of the contract's keys). When the spool
 /// is full, connectors stop confirming platform offsets, so the platform keeps the messages
 /// until the agent acknowledges; this is logged, never silent.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct SpoolConfig {
     /// Unacknowledged messages at most.
     pub max_entries: usize,
@@ -150,7 +157,8 @@ impl Default for SpoolConfig {
 }
 
 /// Which address the gateway listens on.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum BindMode {
     /// 127.0.0.1.
     #[default]
@@ -211,7 +219,8 @@ impl fmt::Display for BindMode {
 }
 
 /// `gateway.*`.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct GatewayConfig {
     pub port: u16,
     pub bind: BindMode,
@@ -253,9 +262,11 @@ impl Default for GatewayConfig {
 /// from `token_file`, or taken from `EMONK_GATEWAY_TOKEN`. `token_file` stays set (as an
 /// absolute path) only when the token really came from that file, so displays of the
 /// config name the true source. The same holds for `agent_token` and `agent_token_file`.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct AuthConfig {
     pub token: Option<Secret>,
+    #[serde(serialize_with = "mask::lossy_path")]
     pub token_file: Option<PathBuf>,
     pub password: Option<Secret>,
     /// `gateway.auth.agentToken`: when set, the only credential accepted for
@@ -263,11 +274,13 @@ pub struct AuthConfig {
     /// program cannot act as an operator, and an operator credential cannot take the agent
     /// role, read the spool and post as the bot).
     pub agent_token: Option<Secret>,
+    #[serde(serialize_with = "mask::lossy_path")]
     pub agent_token_file: Option<PathBuf>,
 }
 
 /// `channels.*`.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct ChannelsConfig {
     pub telegram: TelegramConfig,
     pub discord: DiscordConfig,
@@ -275,10 +288,12 @@ pub struct ChannelsConfig {
 }
 
 /// `channels.telegram.*`. Token fields follow the same rule as [`AuthConfig`].
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct TelegramConfig {
     pub enabled: bool,
     pub bot_token: Option<Secret>,
+    #[serde(serialize_with = "mask::lossy_path")]
     pub bot_token_file: Option<PathBuf>,
     /// No trailing `/`.
     pub api_base_url: String,
@@ -301,10 +316,12 @@ impl Default for TelegramConfig {
 }
 
 /// `channels.discord.*`.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct DiscordConfig {
     pub enabled: bool,
     pub token: Option<Secret>,
+    #[serde(serialize_with = "mask::lossy_path")]
     pub token_file: Option<PathBuf>,
     pub api_base_url: String,
     pub allow_from: Vec<String>,
@@ -323,12 +340,15 @@ impl Default for DiscordConfig {
 }
 
 /// `channels.slack.*`: Socket Mode needs both an app-level token and a bot token.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct SlackConfig {
     pub enabled: bool,
     pub app_token: Option<Secret>,
+    #[serde(serialize_with = "mask::lossy_path")]
     pub app_token_file: Option<PathBuf>,
     pub bot_token: Option<Secret>,
+    #[serde(serialize_with = "mask::lossy_path")]
     pub bot_token_file: Option<PathBuf>,
     pub api_base_url: String,
     pub allow_from: Vec<String>,

@@ -1,11 +1,13 @@
 //! The JSON walker: from config text to [`Config`].
 //!
 //! We parse into a `serde_json::Value` and walk it with small getters that carry the key
-//! path, instead of deriving `Deserialize` with `deny_unknown_fields`: serde's errors do
-//! not say *where* in the tree a problem is, and a config error that does not name the
-//! key is one the user has to hunt for. Every key is optional; absent or `null` means the
-//! default.
+//! path, instead of deriving `Deserialize` with `deny_unknown_fields`: every message names
+//! the key, says what was expected and what was found, lists the known keys and suggests
+//! the closest one, which serde's errors (even with `serde_path_to_error`) do not; the
+//! README's Dependencies section has the full reasoning. Every key is optional; absent or
+//! `null` means the default.
 
+use std::cell::RefCell;
 use std::path::PathBuf;
 
 use serde_json::{Map, Value};
@@ -20,43 +22,6 @@ use super::{
     Secret, SlackConfig, SpoolConfig, TICK_INTERVAL_RANGE, TelegramConfig,
 };
 use crate::json_type::json_type_name;
-
-/// Known keys per object, in documentation order (error messages list them this way).
-pub(super) const ROOT_KEYS: &[&str] = &["gateway", "channels", "spool", "media"];
-pub(super) const SPOOL_KEYS: &[&str] = &["maxEntries", "maxBytes"];
-pub(super) const MEDIA_KEYS: &[&str] = &["maxBytes", "cacheMaxBytes", "sendDirs"];
-pub(super) const GATEWAY_KEYS: &[&str] = &[
-    "port",
-    "bind",
-    "customBindHost",
-    "auth",
-    "maxPayloadBytes",
-    "maxClients",
-    "tickIntervalMs",
-    "allowedOrigins",
-    "agentTimeoutMs",
-    "clientBacklogBytes",
-];
-pub(super) const AUTH_KEYS: &[&str] = &["token", "tokenFile", "password", "agentToken", "agentTokenFile"];
-pub(super) const CHANNELS_KEYS: &[&str] = &["telegram", "discord", "slack"];
-pub(super) const TELEGRAM_KEYS: &[&str] = &[
-    "enabled",
-    "botToken",
-    "botTokenFile",
-    "apiBaseUrl",
-    "pollTimeoutSecs",
-    "allowFrom",
-];
-pub(super) const DISCORD_KEYS: &[&str] = &["enabled", "token", "tokenFile", "apiBaseUrl", "allowFrom"];
-pub(super) const SLACK_KEYS: &[&str] = &[
-    "enabled",
-    "appToken",
-    "appTokenFile",
-    "botToken",
-    "botTokenFile",
-    "apiBaseUrl",
-    "allowFrom",
-];
 
 type Result<T> = std::result::Result<T, ConfigError>;
 
@@ -77,39 +42,33 @@ pub(super) fn parse(text: &str) -> Result<Config> {
             got(&root)
         )));
     };
-    let root = Obj::new(String::new(), map, ROOT_KEYS)?;
-    let gateway = match root.child("gateway", GATEWAY_KEYS)? {
-        Some(g) => gateway(&g)?,
-        None => GatewayConfig::default(),
+    let root = Obj::new(String::new(), map);
+    let config = Config {
+        gateway: root.section("gateway", gateway)?.unwrap_or_default(),
+        channels: root.section("channels", channels)?.unwrap_or_default(),
+        spool: root.section("spool", spool)?.unwrap_or_default(),
+        media: root.section("media", media)?.unwrap_or_default(),
     };
-    let channels = match root.child("channels", CHANNELS_KEYS)? {
-        Some(c) => channels(&c)?,
-        None => ChannelsConfig::default(),
-    };
-    let spool = match root.child("spool", SPOOL_KEYS)? {
-        Some(s) => spool(&s)?,
-        None => SpoolConfig::default(),
-    };
-    let media = match root.child("media", MEDIA_KEYS)? {
-        Some(m) => media(&m)?,
-        None => MediaConfig::default(),
-    };
-    Ok(Config {
-        gateway,
-        channels,
-        spool,
-        media,
-    })
+    root.finish()?;
+    Ok(config)
 }
 
+// Each section below builds its struct as one literal, reading every key unconditionally
+// and in documentation order: the compiler then refuses a field without its key, the
+// keys read are the known keys of unknown-key messages (in that order), and a key is
+// added in one line here plus its field.
+
 fn media(o: &Obj) -> Result<MediaConfig> {
-    let mut m = MediaConfig::default();
-    if let Some(v) = o.int("maxBytes", MEDIA_MAX_BYTES_RANGE)? {
-        m.max_bytes = v;
-    }
-    if let Some(v) = o.int("cacheMaxBytes", MEDIA_CACHE_MAX_BYTES_RANGE)? {
-        m.cache_max_bytes = v;
-    }
+    let d = MediaConfig::default();
+    let m = MediaConfig {
+        max_bytes: o.int("maxBytes", MEDIA_MAX_BYTES_RANGE)?.unwrap_or(d.max_bytes),
+        cache_max_bytes: o
+            .int("cacheMaxBytes", MEDIA_CACHE_MAX_BYTES_RANGE)?
+            .unwrap_or(d.cache_max_bytes),
+        send_dirs: o
+            .strings("sendDirs", check_send_dir)?
+            .map(|dirs| dirs.into_iter().map(PathBuf::from).collect()),
+    };
     if m.cache_max_bytes < m.max_bytes {
         return Err(o.err(
             "cacheMaxBytes",
@@ -119,9 +78,6 @@ fn media(o: &Obj) -> Result<MediaConfig> {
                 m.cache_max_bytes, m.max_bytes
             ),
         ));
-    }
-    if let Some(dirs) = o.strings("sendDirs", check_send_dir)? {
-        m.send_dirs = Some(dirs.into_iter().map(PathBuf::from).collect());
     }
     Ok(m)
 }
@@ -140,61 +96,49 @@ fn check_send_dir(s: &str) -> std::result::Result<(), String> {
 }
 
 fn spool(o: &Obj) -> Result<SpoolConfig> {
-    let mut s = SpoolConfig::default();
-    if let Some(v) = o.int("maxEntries", SPOOL_MAX_ENTRIES_RANGE)? {
-        s.max_entries = to_usize(v);
-    }
-    if let Some(v) = o.int("maxBytes", SPOOL_MAX_BYTES_RANGE)? {
-        s.max_bytes = v;
-    }
-    Ok(s)
+    let d = SpoolConfig::default();
+    Ok(SpoolConfig {
+        max_entries: o
+            .int("maxEntries", SPOOL_MAX_ENTRIES_RANGE)?
+            .map_or(d.max_entries, to_usize),
+        max_bytes: o.int("maxBytes", SPOOL_MAX_BYTES_RANGE)?.unwrap_or(d.max_bytes),
+    })
 }
 
 fn gateway(o: &Obj) -> Result<GatewayConfig> {
-    let mut g = GatewayConfig::default();
-    if let Some(v) = o.int("port", (0, u64::from(u16::MAX)))? {
-        g.port = v as u16;
-    }
-    if let Some(v) = o.get("bind") {
-        let s = v.as_str().ok_or_else(|| {
-            o.err(
-                "bind",
-                format!("expected one of {}, got {}", BindMode::VALID, got(v)),
-            )
-        })?;
-        g.bind = s.parse().map_err(|e: String| o.err("bind", e))?;
-    }
-    if let Some(host) = o.string("customBindHost")? {
-        parse_custom_host(Some(&host))?;
-        g.custom_bind_host = Some(host);
-    }
-    if let Some(a) = o.child("auth", AUTH_KEYS)? {
-        g.auth = auth(&a)?;
-    }
-    if let Some(v) = o.int("maxPayloadBytes", MAX_PAYLOAD_RANGE)? {
-        g.max_payload_bytes = to_usize(v);
-    }
-    if let Some(v) = o.int("maxClients", MAX_CLIENTS_RANGE)? {
-        g.max_clients = to_usize(v);
-    }
-    if let Some(v) = o.int("tickIntervalMs", TICK_INTERVAL_RANGE)? {
-        g.tick_interval_ms = v;
-    }
-    if let Some(v) = o.strings("allowedOrigins", check_origin)? {
-        g.allowed_origins = v;
-    }
-    if let Some(v) = o.int("agentTimeoutMs", AGENT_TIMEOUT_RANGE)? {
-        g.agent_timeout_ms = v;
-    }
-    if let Some(v) = o.int("clientBacklogBytes", CLIENT_BACKLOG_RANGE)? {
-        g.client_backlog_bytes = to_usize(v);
-    }
-    Ok(g)
+    let d = GatewayConfig::default();
+    Ok(GatewayConfig {
+        port: o
+            .int("port", (0, u64::from(u16::MAX)))?
+            .map_or(d.port, |v| v as u16),
+        bind: o.bind("bind")?.unwrap_or(d.bind),
+        custom_bind_host: o.custom_bind_host("customBindHost")?,
+        auth: o.section("auth", auth)?.unwrap_or_default(),
+        max_payload_bytes: o
+            .int("maxPayloadBytes", MAX_PAYLOAD_RANGE)?
+            .map_or(d.max_payload_bytes, to_usize),
+        max_clients: o
+            .int("maxClients", MAX_CLIENTS_RANGE)?
+            .map_or(d.max_clients, to_usize),
+        tick_interval_ms: o
+            .int("tickIntervalMs", TICK_INTERVAL_RANGE)?
+            .unwrap_or(d.tick_interval_ms),
+        allowed_origins: o
+            .strings("allowedOrigins", check_origin)?
+            .unwrap_or(d.allowed_origins),
+        agent_timeout_ms: o
+            .int("agentTimeoutMs", AGENT_TIMEOUT_RANGE)?
+            .unwrap_or(d.agent_timeout_ms),
+        client_backlog_bytes: o
+            .int("clientBacklogBytes", CLIENT_BACKLOG_RANGE)?
+            .map_or(d.client_backlog_bytes, to_usize),
+    })
 }
 
 fn auth(o: &Obj) -> Result<AuthConfig> {
     let (token, token_file) = o.secret_pair("token", "tokenFile")?;
     let password = o.secret("password")?;
+    let (agent_token, agent_token_file) = o.secret_pair("agentToken", "agentTokenFile")?;
     if password.is_some() && (token.is_some() || token_file.is_some()) {
         // Two credentials would leave it unclear which one clients must present (and
         // which one `emonkd call` should send), so the file must pick one.
@@ -205,7 +149,6 @@ fn auth(o: &Obj) -> Result<AuthConfig> {
             o.path("password")
         )));
     }
-    let (agent_token, agent_token_file) = o.secret_pair("agentToken", "agentTokenFile")?;
     Ok(AuthConfig {
         token,
         token_file,
@@ -216,51 +159,45 @@ fn auth(o: &Obj) -> Result<AuthConfig> {
 }
 
 fn channels(o: &Obj) -> Result<ChannelsConfig> {
-    let mut c = ChannelsConfig::default();
-    if let Some(t) = o.child("telegram", TELEGRAM_KEYS)? {
-        c.telegram = telegram(&t)?;
-    }
-    if let Some(d) = o.child("discord", DISCORD_KEYS)? {
-        c.discord = discord(&d)?;
-    }
-    if let Some(s) = o.child("slack", SLACK_KEYS)? {
-        c.slack = slack(&s)?;
-    }
-    Ok(c)
+    Ok(ChannelsConfig {
+        telegram: o.section("telegram", telegram)?.unwrap_or_default(),
+        discord: o.section("discord", discord)?.unwrap_or_default(),
+        slack: o.section("slack", slack)?.unwrap_or_default(),
+    })
 }
 
 fn telegram(o: &Obj) -> Result<TelegramConfig> {
-    let defaults = TelegramConfig::default();
-    let enabled = o.bool("enabled")?.unwrap_or(defaults.enabled);
+    let d = TelegramConfig::default();
+    let enabled = o.bool("enabled")?.unwrap_or(d.enabled);
     let (bot_token, bot_token_file) = o.secret_pair("botToken", "botTokenFile")?;
     Ok(TelegramConfig {
         enabled,
         bot_token,
         bot_token_file,
-        api_base_url: o.url("apiBaseUrl")?.unwrap_or(defaults.api_base_url),
+        api_base_url: o.url("apiBaseUrl")?.unwrap_or(d.api_base_url),
         poll_timeout_secs: o
             .int("pollTimeoutSecs", POLL_TIMEOUT_RANGE)?
-            .unwrap_or(defaults.poll_timeout_secs),
-        allow_from: o.ids("allowFrom")?.unwrap_or(defaults.allow_from),
+            .unwrap_or(d.poll_timeout_secs),
+        allow_from: o.ids("allowFrom")?.unwrap_or(d.allow_from),
     })
 }
 
 fn discord(o: &Obj) -> Result<DiscordConfig> {
-    let defaults = DiscordConfig::default();
-    let enabled = o.bool("enabled")?.unwrap_or(defaults.enabled);
+    let d = DiscordConfig::default();
+    let enabled = o.bool("enabled")?.unwrap_or(d.enabled);
     let (token, token_file) = o.secret_pair("token", "tokenFile")?;
     Ok(DiscordConfig {
         enabled,
         token,
         token_file,
-        api_base_url: o.url("apiBaseUrl")?.unwrap_or(defaults.api_base_url),
-        allow_from: o.ids("allowFrom")?.unwrap_or(defaults.allow_from),
+        api_base_url: o.url("apiBaseUrl")?.unwrap_or(d.api_base_url),
+        allow_from: o.ids("allowFrom")?.unwrap_or(d.allow_from),
     })
 }
 
 fn slack(o: &Obj) -> Result<SlackConfig> {
-    let defaults = SlackConfig::default();
-    let enabled = o.bool("enabled")?.unwrap_or(defaults.enabled);
+    let d = SlackConfig::default();
+    let enabled = o.bool("enabled")?.unwrap_or(d.enabled);
     let (app_token, app_token_file) = o.secret_pair("appToken", "appTokenFile")?;
     let (bot_token, bot_token_file) = o.secret_pair("botToken", "botTokenFile")?;
     Ok(SlackConfig {
@@ -269,34 +206,46 @@ fn slack(o: &Obj) -> Result<SlackConfig> {
         app_token_file,
         bot_token,
         bot_token_file,
-        api_base_url: o.url("apiBaseUrl")?.unwrap_or(defaults.api_base_url),
-        allow_from: o.ids("allowFrom")?.unwrap_or(defaults.allow_from),
+        api_base_url: o.url("apiBaseUrl")?.unwrap_or(d.api_base_url),
+        allow_from: o.ids("allowFrom")?.unwrap_or(d.allow_from),
     })
 }
 
-/// One JSON object in the tree, with the dotted path that leads to it.
+/// One JSON object in the tree, with the dotted path that leads to it and the keys read
+/// from it so far.
 struct Obj<'a> {
     /// `""` at the root, else `"gateway."`, `"gateway.auth."`, …
     prefix: String,
     map: &'a Map<String, Value>,
+    /// Every key asked for, in the order asked: the object's known keys.
+    read: RefCell<Vec<&'static str>>,
 }
 
 impl<'a> Obj<'a> {
-    /// Wrap `map`, refusing keys not in `known`: a misspelt key silently ignored is a
-    /// setting the user believes is in force and is not.
-    fn new(prefix: String, map: &'a Map<String, Value>, known: &[&str]) -> Result<Self> {
-        if let Some(key) = map.keys().find(|k| !known.contains(&k.as_str())) {
-            let mut msg = format!(
-                "unknown key {} (known keys here: {})",
-                Value::from(format!("{prefix}{key}")),
-                known.join(", ")
-            );
-            if let Some(close) = suggest(key, known) {
-                msg.push_str(&format!("; did you mean \"{close}\"?"));
-            }
-            return Err(ConfigError::new(msg));
+    fn new(prefix: String, map: &'a Map<String, Value>) -> Self {
+        Obj {
+            prefix,
+            map,
+            read: RefCell::new(Vec::new()),
         }
-        Ok(Obj { prefix, map })
+    }
+
+    /// Refuse keys that were never read: a misspelt key silently ignored is a setting the
+    /// user believes is in force and is not.
+    fn finish(&self) -> Result<()> {
+        let known = self.read.borrow();
+        let Some(key) = self.map.keys().find(|k| !known.contains(&k.as_str())) else {
+            return Ok(());
+        };
+        let mut msg = format!(
+            "unknown key {} (known keys here: {})",
+            Value::from(self.path(key)),
+            known.join(", ")
+        );
+        if let Some(close) = suggest(key, &known) {
+            msg.push_str(&format!("; did you mean \"{close}\"?"));
+        }
+        Err(ConfigError::new(msg))
     }
 
     fn path(&self, key: &str) -> String {
@@ -307,20 +256,52 @@ impl<'a> Obj<'a> {
         ConfigError::new(format!("{}: {msg}", self.path(key)))
     }
 
-    /// The value, treating `null` like an absent key.
-    fn get(&self, key: &str) -> Option<&'a Value> {
-        self.map.get(key).filter(|v| !v.is_null())
-    }
-
-    fn child(&self, key: &str, known: &[&str]) -> Result<Option<Obj<'a>>> {
+    /// A nested object read by `read`, then checked for unknown keys; `None` if absent.
+    fn section<T>(&self, key: &'static str, read: fn(&Obj) -> Result<T>) -> Result<Option<T>> {
         match self.get(key) {
             None => Ok(None),
-            Some(Value::Object(m)) => Obj::new(format!("{}.", self.path(key)), m, known).map(Some),
+            Some(Value::Object(m)) => {
+                let child = Obj::new(format!("{}.", self.path(key)), m);
+                let value = read(&child)?;
+                child.finish()?;
+                Ok(Some(value))
+            }
             Some(v) => Err(self.err(key, format!("expected an object, got {}", got(v)))),
         }
     }
 
-    fn int(&self, key: &str, (min, max): (u64, u64)) -> Result<Option<u64>> {
+    fn bind(&self, key: &'static str) -> Result<Option<BindMode>> {
+        let Some(v) = self.get(key) else {
+            return Ok(None);
+        };
+        let s = v.as_str().ok_or_else(|| {
+            self.err(
+                key,
+                format!("expected one of {}, got {}", BindMode::VALID, got(v)),
+            )
+        })?;
+        s.parse().map(Some).map_err(|e: String| self.err(key, e))
+    }
+
+    /// An IP literal ([`parse_custom_host`] says what is wrong otherwise).
+    fn custom_bind_host(&self, key: &'static str) -> Result<Option<String>> {
+        let host = self.string(key)?;
+        if let Some(h) = &host {
+            parse_custom_host(Some(h))?;
+        }
+        Ok(host)
+    }
+
+    /// The value, treating `null` like an absent key; the key becomes a known one.
+    fn get(&self, key: &'static str) -> Option<&'a Value> {
+        let mut read = self.read.borrow_mut();
+        if !read.contains(&key) {
+            read.push(key);
+        }
+        self.map.get(key).filter(|v| !v.is_null())
+    }
+
+    fn int(&self, key: &'static str, (min, max): (u64, u64)) -> Result<Option<u64>> {
         let Some(v) = self.get(key) else {
             return Ok(None);
         };
@@ -333,7 +314,7 @@ impl<'a> Obj<'a> {
         }
     }
 
-    fn bool(&self, key: &str) -> Result<Option<bool>> {
+    fn bool(&self, key: &'static str) -> Result<Option<bool>> {
         match self.get(key) {
             None => Ok(None),
             Some(Value::Bool(b)) => Ok(Some(*b)),
@@ -343,7 +324,7 @@ impl<'a> Obj<'a> {
 
     /// A non-empty string. Empty is refused rather than read as "unset": `null` says that
     /// unambiguously, and an empty value is more often a template left unfilled.
-    fn string(&self, key: &str) -> Result<Option<String>> {
+    fn string(&self, key: &'static str) -> Result<Option<String>> {
         match self.get(key) {
             None => Ok(None),
             Some(Value::String(s)) if s.is_empty() => {
@@ -356,7 +337,7 @@ impl<'a> Obj<'a> {
 
     /// Like [`Obj::string`], but the value never appears in a message, not even a
     /// mistyped one (a password written as a JSON number is still a password).
-    fn secret(&self, key: &str) -> Result<Option<Secret>> {
+    fn secret(&self, key: &'static str) -> Result<Option<Secret>> {
         match self.get(key) {
             None => Ok(None),
             Some(Value::String(s)) if s.trim().is_empty() => {
@@ -374,7 +355,11 @@ impl<'a> Obj<'a> {
 
     /// A secret given inline or as a file, but not both: with both it is unclear which
     /// one is in force.
-    fn secret_pair(&self, key: &str, file_key: &str) -> Result<(Option<Secret>, Option<PathBuf>)> {
+    fn secret_pair(
+        &self,
+        key: &'static str,
+        file_key: &'static str,
+    ) -> Result<(Option<Secret>, Option<PathBuf>)> {
         let secret = self.secret(key)?;
         let file = self.string(file_key)?.map(PathBuf::from);
         if secret.is_some() && file.is_some() {
@@ -388,7 +373,7 @@ impl<'a> Obj<'a> {
     }
 
     /// An API base URL ([`base_url::check`]).
-    fn url(&self, key: &str) -> Result<Option<String>> {
+    fn url(&self, key: &'static str) -> Result<Option<String>> {
         let Some(s) = self.string(key)? else {
             return Ok(None);
         };
@@ -400,7 +385,7 @@ impl<'a> Obj<'a> {
     /// An array of non-empty strings, each also passed through `check`.
     fn strings(
         &self,
-        key: &str,
+        key: &'static str,
         check: fn(&str) -> std::result::Result<(), String>,
     ) -> Result<Option<Vec<String>>> {
         let Some(v) = self.get(key) else {
@@ -430,7 +415,7 @@ impl<'a> Obj<'a> {
 
     /// Sender ids: strings, or integers converted to strings, because Telegram ids are
     /// JSON numbers in its own API and users paste them as such (negative for groups).
-    fn ids(&self, key: &str) -> Result<Option<Vec<String>>> {
+    fn ids(&self, key: &'static str) -> Result<Option<Vec<String>>> {
         let Some(v) = self.get(key) else {
             return Ok(None);
         };
@@ -883,9 +868,13 @@ mod tests {
 
     #[test]
     fn suggestions() {
-        assert_eq!(suggest("tokn", AUTH_KEYS), Some("token"));
-        assert_eq!(suggest("token_file", AUTH_KEYS), Some("tokenFile"));
-        assert_eq!(suggest("bind_host", GATEWAY_KEYS), None);
+        let auth = ["token", "tokenFile", "password", "agentToken", "agentTokenFile"];
+        assert_eq!(suggest("tokn", &auth), Some("token"));
+        assert_eq!(suggest("token_file", &auth), Some("tokenFile"));
+        assert_eq!(
+            suggest("bind_host", &["port", "bind", "customBindHost", "auth"]),
+            None
+        );
         assert_eq!(edit_distance("kitten", "sitting"), 3);
     }
 }

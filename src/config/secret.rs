@@ -6,7 +6,11 @@
 
 use std::fmt;
 
-/// A token or password. Prints as `***`.
+/// What a set secret shows as, printed or serialized.
+pub const MASK: &str = "***";
+
+/// A token or password. Prints as `***`, and serializes as `"***"` (the effective config of
+/// `check-config` is derived by serde, so a secret must not serialize as itself).
 #[derive(Clone)]
 pub struct Secret(String);
 
@@ -43,6 +47,12 @@ impl Eq for Secret {}
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("***")
+    }
+}
+
+impl serde::Serialize for Secret {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(MASK)
     }
 }
 
