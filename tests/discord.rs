@@ -344,3 +344,22 @@ fn messages_the_full_spool_refuses_are_held_and_delivered_after_the_ack() {
     assert_eq!(texts, (0..10).map(|i| format!("m{i}")).collect::<Vec<_>>());
     wait_status(&mut op, SECS(5), |s| s["lastError"].is_null());
 }
+
+#[test]
+fn attachments_are_refused_clearly_until_discord_uploads_exist() {
+    let _w = Watchdog::new("discord attachments", SECS(30));
+    let fake = FakeDiscord::start(TOKEN);
+    let (_home, _gw, mut agent) = start(&fake);
+    let r = call(
+        &mut agent,
+        "att",
+        "channels.send",
+        json!({"channel": "discord", "to": "555", "text": "x", "attachments": [{"data": "aGk="}]}),
+    );
+    assert_eq!(r["error"]["code"], "INVALID_REQUEST", "{r}");
+    assert!(
+        r["error"]["message"].as_str().unwrap().contains("not supported"),
+        "{r}"
+    );
+    assert!(fake.sent().is_empty());
+}

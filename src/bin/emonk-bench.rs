@@ -33,6 +33,8 @@ mod latency;
 mod lifecycle;
 #[path = "emonk_bench/memory.rs"]
 mod memory;
+#[path = "../../tests/support/multipart.rs"]
+mod multipart;
 #[path = "emonk_bench/node.rs"]
 mod node;
 #[path = "emonk_bench/pool.rs"]

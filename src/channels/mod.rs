@@ -34,6 +34,8 @@ use crate::spool::Entry;
 use fetch::FetchJob;
 use media::MediaError;
 use media::cache::CachedFile;
+use media::outgoing::OutFile;
+use media::request::AttachmentRequest;
 
 /// A connector's state as shown by `channels.status` and `channel.status` events.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -87,7 +89,12 @@ pub enum TextFormat {
 pub struct SendRequest {
     pub channel: String,
     pub to: String,
+    /// The message, or with attachments their caption (may then be empty).
+    #[serde(default)]
     pub text: String,
+    /// Files to send (contract, "Media out"); opened by the router into [`SendJob::files`].
+    #[serde(default)]
+    pub attachments: Vec<AttachmentRequest>,
     #[serde(default)]
     pub reply_to: Option<String>,
     #[serde(default)]
@@ -103,6 +110,8 @@ pub struct SendRequest {
 pub struct SendJob {
     pub id: u64,
     pub request: SendRequest,
+    /// The request's attachments, checked and opened (empty for a text message).
+    pub files: Vec<OutFile>,
 }
 
 /// What a connector tells the router.

@@ -14,6 +14,8 @@ use serde_json::Value;
 
 use crate::channels::calls::CallId;
 use crate::channels::fields::Fields;
+use crate::channels::media::outgoing::OutFile;
+use crate::channels::split::{Units, split_text};
 use crate::protocol::{ErrorBody, ErrorCode};
 
 /// Destinations served at once.
@@ -26,12 +28,94 @@ pub const SEND_TIMEOUT: Duration = Duration::from_secs(15);
 /// A finished send: the job id and the `channels.send` result.
 pub type Done = (u64, Result<Value, ErrorBody>);
 
+/// One platform message a job sends.
+#[derive(Clone, Debug)]
+pub enum Part {
+    Text(String),
+    /// Files in one message (several: an album), with the caption, if any.
+    Files {
+        files: Vec<OutFile>,
+        caption: Option<String>,
+    },
+}
+
+impl Part {
+    /// The text of a text part; the caption (or "") of a files part.
+    pub fn text(&self) -> &str {
+        match self {
+            Part::Text(t) => t,
+            Part::Files { caption, .. } => caption.as_deref().unwrap_or(""),
+        }
+    }
+}
+
+/// The limits that shape a send into parts, the platform's.
+pub struct Shape {
+    /// Longest text message.
+    pub text_max: usize,
+    /// Longest caption of a files message.
+    pub caption_max: usize,
+    /// How the platform counts length.
+    pub units: Units,
+}
+
+/// The parts of a `channels.send`: the text alone, split at `text_max`; or with files, the
+/// files grouped into messages by `group` (platform rules: which kinds may share an album,
+/// how many), the text as the caption of the first when it fits in `caption_max`, else
+/// after them as text parts (so the text is never cut into a caption and a rest).
+pub fn parts_of(
+    text: &str,
+    files: Vec<OutFile>,
+    shape: &Shape,
+    group: impl FnOnce(Vec<OutFile>) -> Vec<Vec<OutFile>>,
+) -> Vec<Part> {
+    let texts = || {
+        split_text(text, shape.text_max, shape.units)
+            .into_iter()
+            .map(Part::Text)
+    };
+    if files.is_empty() {
+        return texts().collect();
+    }
+    let length: usize = text.chars().map(shape.units).sum();
+    let as_caption = !text.trim().is_empty() && length <= shape.caption_max;
+    let mut parts: Vec<Part> = group(files)
+        .into_iter()
+        .map(|files| Part::Files { files, caption: None })
+        .collect();
+    if as_caption {
+        if let Some(Part::Files { caption, .. }) = parts.first_mut() {
+            *caption = Some(text.to_owned());
+        }
+    } else if !text.trim().is_empty() {
+        parts.extend(texts());
+    }
+    parts
+}
+
+/// The answer of a connector that cannot upload files yet.
+pub fn not_yet(channel: &str) -> ErrorBody {
+    ErrorBody::new(
+        ErrorCode::InvalidRequest,
+        format!(
+            "{channel}: sending attachments is not supported on this channel yet; send text, or use telegram"
+        ),
+    )
+}
+
+/// The HTTP timeout of an upload of `bytes`: the text timeout plus a second per 256 KiB
+/// (a 50 MB file gets about 3.5 minutes, an uplink of 256 KB/s), at most 15 minutes.
+pub fn upload_timeout(bytes: u64) -> Duration {
+    let secs = SEND_TIMEOUT.as_secs() + bytes / (256 * 1024);
+    Duration::from_secs(secs.min(15 * 60))
+}
+
 /// One `channels.send` in the queue: the shared progress, plus the platform's `extra`.
 pub struct Job<X> {
     pub id: u64,
     /// The destination: one active job per key.
     pub key: String,
-    pub parts: Vec<String>,
+    pub parts: Vec<Part>,
     /// The part sent next.
     pub next: usize,
     pub message_ids: Vec<String>,
@@ -42,7 +126,7 @@ pub struct Job<X> {
 }
 
 impl<X> Job<X> {
-    pub fn new(id: u64, key: String, parts: Vec<String>, extra: X, now: Instant) -> Job<X> {
+    pub fn new(id: u64, key: String, parts: Vec<Part>, extra: X, now: Instant) -> Job<X> {
         Job {
             id,
             key,
@@ -56,11 +140,12 @@ impl<X> Job<X> {
         }
     }
 
-    /// The part went out as `message_id`. True when it was the last part. `None`: the
-    /// platform said it was sent but gave no usable id; the part counts as sent (sending it
-    /// again would post it twice) and is missing from `message_ids`.
-    pub fn part_sent(&mut self, message_id: impl Into<Option<String>>) -> bool {
-        self.message_ids.extend(message_id.into());
+    /// The part went out as the messages `message_ids` (one, or an album's). True when it
+    /// was the last part. None (`Option::None`): the platform said it was sent but gave no
+    /// usable id; the part counts as sent (sending it again would post it twice) and is
+    /// missing from `message_ids`.
+    pub fn part_sent(&mut self, message_ids: impl IntoIterator<Item = String>) -> bool {
+        self.message_ids.extend(message_ids);
         self.next += 1;
         self.next >= self.parts.len()
     }
@@ -212,7 +297,7 @@ mod tests {
     /// failure still counts it.
     #[test]
     fn a_part_sent_without_an_id_counts_as_sent() {
-        let parts = vec!["a".to_owned(), "b".to_owned(), "c".to_owned()];
+        let parts = ["a", "b", "c"].map(|t| Part::Text(t.to_owned())).to_vec();
         let mut job = Job::new(1, "chat".into(), parts, (), Instant::now());
         let answer = json!({"ok": true});
         assert!(!job.part_sent(sent_id("test", Fields::new("send answer", &answer), "id")));

@@ -71,6 +71,17 @@ fn open_media_cache(config: &Config, state_dir: &Path) -> io::Result<MediaCache>
     })
 }
 
+/// `media.sendDirs` in force. The default, `<state>/outbox`, is created (0700) so an agent
+/// on the same host has somewhere to put files; folders the operator listed must exist
+/// already (a missing one just allows nothing, and `channels.send` names it).
+fn open_send_dirs(config: &Config, state_dir: &Path) -> io::Result<Vec<std::path::PathBuf>> {
+    if config.media.send_dirs.is_none() {
+        let outbox = state_dir.join(crate::config::DEFAULT_OUTBOX);
+        crate::statefs::ensure_dir(&outbox)?;
+    }
+    Ok(config.media.send_dirs(state_dir))
+}
+
 fn server_settings(config: &Config) -> ServerSettings {
     let g = &config.gateway;
     ServerSettings {
@@ -109,6 +120,7 @@ impl Instance {
             restart,
             media: Arc::new(open_media_cache(config, state_dir)?),
             media_max_bytes: config.media.max_bytes,
+            send_dirs: open_send_dirs(config, state_dir)?,
             max_payload: config.gateway.max_payload_bytes,
         };
         let mut threads = ThreadGroup::new();

@@ -50,6 +50,8 @@ pub struct RouterSettings {
     pub media: Arc<MediaCache>,
     /// `media.maxBytes`.
     pub media_max_bytes: u64,
+    /// `media.sendDirs` in force: the folders `channels.send` may read `path` files from.
+    pub send_dirs: Vec<std::path::PathBuf>,
     /// `gateway.maxPayloadBytes`: an inline fetch answer must fit in one frame.
     pub max_payload: usize,
 }

@@ -9,6 +9,7 @@ use serde_json::Value;
 
 use super::Router;
 use crate::bus::ConnId;
+use crate::channels::media::outgoing;
 use crate::channels::{ConnectorCommand, SendJob, SendRequest};
 use crate::protocol::{ErrorBody, ErrorCode, frames};
 
@@ -50,16 +51,16 @@ fn reply_frame(request_id: &str, result: &Result<Value, ErrorBody>) -> String {
 
 impl Router {
     /// Start a send; the answer comes later through [`Router::on_send_done`].
-    pub(super) fn channels_send(&mut self, conn: ConnId, request_id: String, request: SendRequest) {
+    pub(super) fn channels_send(&mut self, conn: ConnId, request_id: String, mut request: SendRequest) {
         let reply_now = |router: &Router, result: Result<Value, ErrorBody>| {
             router.out.send_frame(conn, reply_frame(&request_id, &result));
         };
-        if request.text.is_empty() {
+        if request.text.is_empty() && request.attachments.is_empty() {
             return reply_now(
                 self,
                 Err(ErrorBody::new(
                     ErrorCode::InvalidRequest,
-                    "text must not be empty",
+                    "text must not be empty (it may be, as a caption, when attachments are given)",
                 )),
             );
         }
@@ -81,10 +82,21 @@ impl Router {
         let Some(slot) = self.connectors.get(request.channel.as_str()) else {
             return reply_now(self, Err(super::channel_not_enabled(&request.channel)));
         };
+        // Opening files is quick (the policy opens non-blocking), and doing it here refuses a
+        // bad path before the connector queues anything.
+        let files = if request.attachments.is_empty() {
+            Vec::new()
+        } else {
+            let list = std::mem::take(&mut request.attachments);
+            match outgoing::prepare(list, &self.settings.send_dirs) {
+                Ok(files) => files,
+                Err(e) => return reply_now(self, Err(e.to_body())),
+            }
+        };
         let id = self.sends.next_id();
         if slot
             .commands
-            .send(ConnectorCommand::Send(SendJob { id, request }))
+            .send(ConnectorCommand::Send(SendJob { id, request, files }))
             .is_err()
         {
             return reply_now(

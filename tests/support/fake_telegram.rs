@@ -19,6 +19,7 @@ use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use super::multipart::Part;
 use serde_json::{Map, Value, json};
 
 use super::answers::{self, Omitted};
@@ -37,7 +38,8 @@ const MAX_LINE: usize = 16 * 1024;
 /// Most headers accepted in one request.
 const MAX_HEADERS: usize = 100;
 /// Largest request body accepted.
-const MAX_BODY: usize = 8 * 1024 * 1024;
+/// Requests above Telegram's 50 MB upload limit (plus form overhead) are refused.
+const MAX_BODY: usize = 64 * 1024 * 1024;
 /// Longest message text, in UTF-16 code units, like Telegram.
 const MAX_TEXT_UNITS: usize = 4096;
 /// The first update id handed out (real ones are large; anything positive will do).
@@ -124,6 +126,7 @@ struct State {
     polls_waiting: usize,
     chats: HashMap<i64, Chat>,
     sent: Vec<Value>,
+    uploads: Vec<Upload>,
     requests: Vec<(String, Value)>,
     faults: HashMap<String, VecDeque<Fault>>,
     /// Faults applied to every request of a method once the scripted ones are used up.
@@ -139,6 +142,45 @@ struct State {
     downloads: HashMap<String, usize>,
     download_faults: VecDeque<DownloadFault>,
 }
+
+/// One media message (or album) the fake accepted.
+#[derive(Clone, Debug)]
+pub struct Upload {
+    pub method: String,
+    pub chat_id: i64,
+    /// The caption of the message (of the album's first item).
+    pub caption: Option<String>,
+    pub files: Vec<UploadedFile>,
+    pub message_ids: Vec<i64>,
+    /// `reply_parameters.message_id`, if the message replies.
+    pub reply_to: Option<i64>,
+}
+
+/// One file of an upload, as parsed from the multipart body.
+#[derive(Clone, Debug)]
+pub struct UploadedFile {
+    /// `photo`, `document`, `video`, ...
+    pub kind: String,
+    pub filename: Option<String>,
+    pub content_type: Option<String>,
+    pub size: usize,
+    pub sha256: String,
+}
+
+/// Telegram's upload limit for bots.
+pub const UPLOAD_LIMIT: usize = 50 * 1024 * 1024;
+/// Telegram's caption limit, in UTF-16 units.
+const MAX_CAPTION_UNITS: usize = 1024;
+/// The media methods and the field each takes its file in.
+const MEDIA_METHODS: &[(&str, &str)] = &[
+    ("sendPhoto", "photo"),
+    ("sendDocument", "document"),
+    ("sendVideo", "video"),
+    ("sendAnimation", "animation"),
+    ("sendAudio", "audio"),
+    ("sendVoice", "voice"),
+    ("sendSticker", "sticker"),
+];
 
 /// What to send back.
 enum Reply {
@@ -177,6 +219,7 @@ impl FakeTelegram {
                 polls_waiting: 0,
                 chats: HashMap::new(),
                 sent: Vec::new(),
+                uploads: Vec::new(),
                 requests: Vec::new(),
                 faults: HashMap::new(),
                 persistent: HashMap::new(),
@@ -281,6 +324,11 @@ impl FakeTelegram {
     pub fn add_chat(&self, chat_id: i64, chat_type: &str, username: Option<&str>) {
         let mut st = self.shared.lock();
         st.chat_entry(chat_id, chat_type).username = username.map(str::to_owned);
+    }
+
+    /// Every media message accepted (sendPhoto, sendMediaGroup, ...), in order.
+    pub fn uploads(&self) -> Vec<Upload> {
+        self.shared.lock().uploads.clone()
     }
 
     /// The params of every sendMessage that was accepted (delivered), in order.
@@ -767,8 +815,10 @@ fn canonical_method(method: &str) -> Option<&'static str> {
         "setWebhook",
         "getWebhookInfo",
         "getFile",
+        "sendMediaGroup",
     ]
     .into_iter()
+    .chain(MEDIA_METHODS.iter().map(|(m, _)| *m))
     .find(|m| m.eq_ignore_ascii_case(method))
 }
 
@@ -798,8 +848,8 @@ fn handle(shared: &Shared, request: &Request) -> Reply {
     if method.is_empty() || method.contains('/') || !token_well_formed(token) {
         return error(404, "Not Found");
     }
-    let params = match parse_params(query, request) {
-        Ok(params) => params,
+    let (params, files) = match parse_params(query, request) {
+        Ok(parsed) => parsed,
         Err(description) => return error(400, &description),
     };
     let canonical = canonical_method(method);
@@ -861,6 +911,10 @@ fn handle(shared: &Shared, request: &Request) -> Reply {
             return shape(&shared.lock(), method, reply);
         }
         "sendMessage" => send_message(&mut shared.lock(), &params, bot_user(&shared.token)),
+        "sendMediaGroup" => send_media_group(&mut shared.lock(), &params, &files, bot_user(&shared.token)),
+        m if MEDIA_METHODS.iter().any(|(name, _)| *name == m) => {
+            send_media(&mut shared.lock(), m, &params, &files, bot_user(&shared.token))
+        }
         "deleteWebhook" => {
             let mut st = shared.lock();
             st.webhook = None;
@@ -1078,8 +1132,15 @@ fn update_kind(update: &Value) -> Option<&str> {
         .find(|k| *k != "update_id")
 }
 
-/// sendMessage with Telegram's validation; `Err` is the error reply.
-fn send_message(st: &mut State, params: &Map<String, Value>, bot: Value) -> Result<Value, Reply> {
+/// Where a message goes: the chat, its thread, and the message it replies to.
+struct Target {
+    chat_id: i64,
+    thread_id: Option<i64>,
+    reply_to: Option<i64>,
+}
+
+/// `chat_id`, `message_thread_id` and `reply_parameters` checked as Telegram does.
+fn target(st: &State, params: &Map<String, Value>) -> Result<Target, Reply> {
     let chat_ref = str_param(params, "chat_id").filter(|c| !c.is_empty());
     let Some(chat_ref) = chat_ref else {
         return Err(error(400, "Bad Request: chat_id is empty"));
@@ -1101,15 +1162,6 @@ fn send_message(st: &mut State, params: &Map<String, Value>, bot: Value) -> Resu
     if let Some(new_id) = st.chats[&chat_id].migrated_to {
         return Err(error_with(400, MIGRATED, json!({"migrate_to_chat_id": new_id})));
     }
-    // Telegram trims the text before checking it.
-    let text = str_param(params, "text").unwrap_or_default();
-    let text = text.trim();
-    if text.is_empty() {
-        return Err(error(400, "Bad Request: message text is empty"));
-    }
-    if text.encode_utf16().count() > MAX_TEXT_UNITS {
-        return Err(error(400, "Bad Request: message is too long"));
-    }
     if let Some(mode) = str_param(params, "parse_mode").filter(|m| !m.is_empty()) {
         if !["MarkdownV2", "HTML", "Markdown"].contains(&mode.as_str()) {
             return Err(error(400, "Bad Request: unsupported parse_mode"));
@@ -1129,34 +1181,209 @@ fn send_message(st: &mut State, params: &Map<String, Value>, bot: Value) -> Resu
             bool_param(params, "allow_sending_without_reply"),
         ),
     };
-    let chat = st.chats.get_mut(&chat_id).expect("chat resolved above");
-    let reply_exists = reply_id.filter(|&id| id >= 1 && id <= chat.last_message_id);
-    if reply_id.is_some() && reply_exists.is_none() && !allow_without {
+    let chat = &st.chats[&chat_id];
+    let reply_to = reply_id.filter(|&id| id >= 1 && id <= chat.last_message_id);
+    if reply_id.is_some() && reply_to.is_none() && !allow_without {
         return Err(error(400, "Bad Request: message to be replied not found"));
     }
+    Ok(Target {
+        chat_id,
+        thread_id,
+        reply_to,
+    })
+}
+
+/// A new message in the target chat with `body` merged in (text, caption, photo, ...).
+fn new_message(st: &mut State, to: &Target, bot: &Value, body: Value) -> Value {
+    let chat = st.chats.get_mut(&to.chat_id).expect("chat resolved");
     chat.last_message_id += 1;
-    let chat_json = chat_json(chat_id, chat);
+    let chat_json = chat_json(to.chat_id, chat);
     let now = unix_now();
     let mut message = json!({"message_id": chat.last_message_id, "from": bot,
-                             "chat": chat_json, "date": now, "text": text});
-    if let Some(thread_id) = thread_id {
+                             "chat": chat_json, "date": now});
+    if let Some(thread_id) = to.thread_id {
         message["message_thread_id"] = json!(thread_id);
     }
-    if let Some(id) = reply_exists {
+    if let Some(id) = to.reply_to {
         message["reply_to_message"] = json!({"message_id": id, "chat": chat_json, "date": now});
     }
+    if let (Value::Object(m), Value::Object(b)) = (&mut message, body) {
+        m.extend(b);
+    }
+    message
+}
+
+/// sendMessage with Telegram's validation; `Err` is the error reply.
+fn send_message(st: &mut State, params: &Map<String, Value>, bot: Value) -> Result<Value, Reply> {
+    let to = target(st, params)?;
+    // Telegram trims the text before checking it.
+    let text = str_param(params, "text").unwrap_or_default();
+    let text = text.trim();
+    if text.is_empty() {
+        return Err(error(400, "Bad Request: message text is empty"));
+    }
+    if text.encode_utf16().count() > MAX_TEXT_UNITS {
+        return Err(error(400, "Bad Request: message is too long"));
+    }
+    let message = new_message(st, &to, &bot, json!({"text": text}));
     st.sent.push(Value::Object(params.clone()));
     Ok(message)
 }
 
-/// Params from the query string and the body (JSON object or form-urlencoded).
-fn parse_params(query: Option<&str>, request: &Request) -> Result<Map<String, Value>, String> {
+/// The caption param, checked against Telegram's limit.
+fn caption(params: &Map<String, Value>) -> Result<Option<String>, Reply> {
+    let caption = str_param(params, "caption").filter(|c| !c.trim().is_empty());
+    if caption
+        .as_ref()
+        .is_some_and(|c| c.encode_utf16().count() > MAX_CAPTION_UNITS)
+    {
+        return Err(error(400, "Bad Request: message caption is too long"));
+    }
+    Ok(caption)
+}
+
+/// The file part named `name` (a field of the form), checked: present, a file, not empty.
+fn file_part<'p>(files: &'p [Part], name: &str, kind: &str) -> Result<&'p Part, Reply> {
+    let part = files
+        .iter()
+        .find(|p| p.name == name)
+        .ok_or_else(|| error(400, &format!("Bad Request: there is no {kind} in the request")))?;
+    if part.data.is_empty() {
+        return Err(error(400, "Bad Request: file must be non-empty"));
+    }
+    Ok(part)
+}
+
+fn uploaded(kind: &str, part: &Part) -> UploadedFile {
+    UploadedFile {
+        kind: kind.to_owned(),
+        filename: part.filename.clone(),
+        content_type: part.content_type.clone(),
+        size: part.data.len(),
+        sha256: part.sha256.clone(),
+    }
+}
+
+/// What a message says about its file (`photo` is a list of sizes, the rest one object).
+fn file_json(st: &State, kind: &str, part: &Part) -> Value {
+    let id = format!("up-{}-{}", st.uploads.len(), &part.sha256[..12]);
+    let file = json!({"file_id": id, "file_unique_id": id, "file_size": part.data.len()});
+    if kind == "photo" {
+        json!([file])
+    } else {
+        let mut f = file;
+        f["file_name"] = json!(part.filename);
+        f["mime_type"] = json!(part.content_type);
+        f
+    }
+}
+
+/// sendPhoto, sendDocument, ...: one file in the field the method names.
+fn send_media(
+    st: &mut State,
+    method: &str,
+    params: &Map<String, Value>,
+    files: &[Part],
+    bot: Value,
+) -> Result<Value, Reply> {
+    let to = target(st, params)?;
+    let kind = MEDIA_METHODS
+        .iter()
+        .find(|(m, _)| *m == method)
+        .map(|(_, k)| *k)
+        .expect("a media method");
+    let caption = caption(params)?;
+    let part = file_part(files, kind, kind)?;
+    let mut body = json!({ kind: file_json(st, kind, part) });
+    if let Some(c) = &caption {
+        body["caption"] = json!(c);
+    }
+    let message = new_message(st, &to, &bot, body);
+    let upload = Upload {
+        method: method.to_owned(),
+        chat_id: to.chat_id,
+        caption,
+        files: vec![uploaded(kind, part)],
+        message_ids: vec![message["message_id"].as_i64().unwrap_or(0)],
+        reply_to: to.reply_to,
+    };
+    st.uploads.push(upload);
+    Ok(message)
+}
+
+/// sendMediaGroup: 2 to 10 items of `media`, each `attach://<part>`; photos and videos may
+/// mix, documents and audio only with their own kind.
+fn send_media_group(
+    st: &mut State,
+    params: &Map<String, Value>,
+    files: &[Part],
+    bot: Value,
+) -> Result<Value, Reply> {
+    let to = target(st, params)?;
+    let Some(Value::Array(items)) = json_param(params, "media") else {
+        return Err(error(400, "Bad Request: media must be a JSON array"));
+    };
+    if !(2..=10).contains(&items.len()) {
+        return Err(error(400, "Bad Request: media must include 2-10 items"));
+    }
+    let kinds: Vec<&str> = items.iter().map(|i| i["type"].as_str().unwrap_or("")).collect();
+    let visual = kinds.iter().all(|k| matches!(*k, "photo" | "video"));
+    let same = kinds.iter().all(|k| *k == kinds[0]) && matches!(kinds[0], "document" | "audio");
+    if !(visual || same) {
+        return Err(error(400, "Bad Request: wrong media kinds mix in the album"));
+    }
+    let mut messages = Vec::new();
+    let mut uploaded_files = Vec::new();
+    let mut first_caption = None;
+    for (i, item) in items.iter().enumerate() {
+        let item_caption = item["caption"].as_str().filter(|c| !c.trim().is_empty());
+        if item_caption.is_some_and(|c| c.encode_utf16().count() > MAX_CAPTION_UNITS) {
+            return Err(error(400, "Bad Request: message caption is too long"));
+        }
+        if i == 0 {
+            first_caption = item_caption.map(str::to_owned);
+        }
+        let Some(name) = item["media"].as_str().and_then(|m| m.strip_prefix("attach://")) else {
+            return Err(error(
+                400,
+                "Bad Request: wrong file identifier/HTTP URL specified",
+            ));
+        };
+        let part = file_part(files, name, kinds[i])?;
+        uploaded_files.push((kinds[i], part, item_caption.map(str::to_owned)));
+    }
+    let group = format!("{}", 9000 + st.uploads.len());
+    for (kind, part, item_caption) in &uploaded_files {
+        let mut body = json!({ *kind: file_json(st, kind, part), "media_group_id": group });
+        if let Some(c) = item_caption {
+            body["caption"] = json!(c);
+        }
+        messages.push(new_message(st, &to, &bot, body));
+    }
+    let upload = Upload {
+        method: "sendMediaGroup".into(),
+        chat_id: to.chat_id,
+        caption: first_caption,
+        files: uploaded_files.iter().map(|(k, p, _)| uploaded(k, p)).collect(),
+        message_ids: messages
+            .iter()
+            .map(|m| m["message_id"].as_i64().unwrap_or(0))
+            .collect(),
+        reply_to: to.reply_to,
+    };
+    st.uploads.push(upload);
+    Ok(Value::Array(messages))
+}
+
+/// Params from the query string and the body (JSON object, form-urlencoded, or multipart:
+/// its text fields become params, its file parts are returned beside them).
+fn parse_params(query: Option<&str>, request: &Request) -> Result<(Map<String, Value>, Vec<Part>), String> {
     let mut params = Map::new();
     for (key, value) in query.map(parse_form).unwrap_or_default() {
         params.insert(key, Value::String(value));
     }
     if request.body.is_empty() {
-        return Ok(params);
+        return Ok((params, Vec::new()));
     }
     let content_type = request
         .headers
@@ -1174,12 +1401,26 @@ fn parse_params(query: Option<&str>, request: &Request) -> Result<Map<String, Va
         for (key, value) in parse_form(&body) {
             params.insert(key, Value::String(value));
         }
+    } else if content_type.starts_with("multipart/form-data") {
+        let raw_type = request
+            .headers
+            .iter()
+            .find(|(n, _)| n == "content-type")
+            .map(|(_, v)| v.as_str())
+            .unwrap_or_default();
+        let parts = super::multipart::parse(raw_type, &request.body)
+            .map_err(|e| format!("Bad Request: can't parse multipart body: {e}"))?;
+        let (files, fields): (Vec<Part>, Vec<Part>) = parts.into_iter().partition(|p| p.filename.is_some());
+        for field in fields {
+            params.insert(field.name.clone(), Value::String(field.text()));
+        }
+        return Ok((params, files));
     } else {
         return Err(format!(
             "Bad Request: unsupported content type {content_type:?} (fake)"
         ));
     }
-    Ok(params)
+    Ok((params, Vec::new()))
 }
 
 /// `a=1&b=x+y%21` to pairs.

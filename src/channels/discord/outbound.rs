@@ -20,7 +20,7 @@ use crate::channels::SendJob;
 use crate::channels::calls::{CallId, Calls};
 use crate::channels::fields::Fields;
 pub use crate::channels::outbound::Done;
-use crate::channels::outbound::{self, SEND_TIMEOUT, sent_id};
+use crate::channels::outbound::{self, Part, SEND_TIMEOUT, not_yet, sent_id};
 use crate::channels::split::{code_points, split_text};
 use crate::protocol::{ErrorBody, ErrorCode};
 
@@ -45,7 +45,7 @@ type Job = outbound::Job<Extra>;
 
 impl Job {
     fn body(&self) -> Value {
-        let mut body = json!({"content": self.parts[self.next], "allowed_mentions": {"parse": []}});
+        let mut body = json!({"content": self.parts[self.next].text(), "allowed_mentions": {"parse": []}});
         if self.next == 0 {
             if let Some(id) = &self.extra.reply_to {
                 // A reply to a message deleted meanwhile still delivers the answer.
@@ -159,6 +159,9 @@ impl Outbound {
     pub fn enqueue(&mut self, job: SendJob, now: Instant) -> Result<(), Done> {
         let r = job.request;
         let fail = |e| (job.id, Err(e));
+        if !job.files.is_empty() {
+            return Err(fail(not_yet("discord")));
+        }
         let to = snowflake(&r.to, "to").map_err(fail)?;
         let route = match &r.thread_id {
             Some(t) => snowflake(t, "threadId").map_err(fail)?,
@@ -182,6 +185,7 @@ impl Outbound {
             reply_to,
             rate_retries: 0,
         };
+        let parts = parts.into_iter().map(Part::Text).collect();
         self.push(Job::new(job.id, route, parts, extra, now));
         Ok(())
     }
@@ -269,7 +273,9 @@ mod tests {
                 thread_id: None,
                 format: TextFormat::Plain,
                 idempotency_key: None,
+                attachments: Vec::new(),
             },
+            files: Vec::new(),
         }
     }
 

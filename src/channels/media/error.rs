@@ -35,6 +35,23 @@ pub enum MediaError {
 }
 
 impl MediaError {
+    /// The same error with its text rewritten (to say which attachment it is about).
+    pub fn map_text(self, f: impl FnOnce(String) -> String) -> MediaError {
+        match self {
+            MediaError::NotFound(t) => MediaError::NotFound(f(t)),
+            MediaError::Invalid(t) => MediaError::Invalid(f(t)),
+            MediaError::Forbidden(t) => MediaError::Forbidden(f(t)),
+            MediaError::TooLarge(t) => MediaError::TooLarge(f(t)),
+            MediaError::Unavailable(t) => MediaError::Unavailable(f(t)),
+            MediaError::DiskFull(t) => MediaError::DiskFull(f(t)),
+            MediaError::Io(t) => MediaError::Io(f(t)),
+            MediaError::Status { status, message } => MediaError::Status {
+                status,
+                message: f(message),
+            },
+        }
+    }
+
     /// The protocol error for this failure.
     pub fn to_body(&self) -> ErrorBody {
         let text = self.to_string();

@@ -5,6 +5,7 @@
 //! - [`request`]: the outbound `attachments` of `channels.send`, validated, defaults filled.
 //! - [`mime`]: mime types from file names; the default `kind` of an outbound attachment.
 //! - [`send_dirs`]: the `media.sendDirs` policy, the one gate for files a client names.
+//! - [`outgoing`]: outbound attachments opened and ready to upload, the upload limit check.
 //! - [`download`]: stream a body to a file through a temp file, size-limited and hashed.
 //! - [`cache`]: `<state>/media/`, bounded, least recently fetched evicted first.
 //! - [`multipart`]: a streaming `multipart/form-data` body for uploads.
@@ -23,6 +24,7 @@ pub mod hash;
 pub mod id;
 pub mod mime;
 pub mod multipart;
+pub mod outgoing;
 pub mod request;
 pub mod send_dirs;
 

@@ -12,13 +12,17 @@
 
 use std::fs::File;
 use std::io::{self, Cursor, Read};
+use std::os::unix::fs::FileExt;
+use std::sync::Arc;
 
 /// One part's bytes.
 enum Body {
-    Bytes(Cursor<Vec<u8>>),
-    /// A file and exactly how many bytes of it to send (its length when it was checked).
+    Bytes(Arc<[u8]>),
+    /// A file and exactly how many bytes of it to send, from its start (its length when it
+    /// was checked). Read with `pread`, never moving a shared offset, so the same open file
+    /// can be sent again (a retry after a 429) or by two forms.
     File {
-        file: File,
+        file: Arc<File>,
         len: u64,
     },
 }
@@ -26,7 +30,7 @@ enum Body {
 impl Body {
     fn len(&self) -> u64 {
         match self {
-            Body::Bytes(c) => c.get_ref().len() as u64,
+            Body::Bytes(b) => b.len() as u64,
             Body::File { len, .. } => *len,
         }
     }
@@ -58,22 +62,40 @@ impl Multipart {
     /// A text field.
     pub fn text(&mut self, name: &str, value: &str) -> &mut Multipart {
         let head = self.head(name, None, None);
-        self.parts
-            .push((head, Body::Bytes(Cursor::new(value.as_bytes().to_vec()))));
+        self.parts.push((head, Body::Bytes(value.as_bytes().into())));
         self
     }
 
-    /// A file part read from `file`: exactly `len` bytes from its current position.
-    pub fn file(&mut self, name: &str, filename: &str, mime: &str, file: File, len: u64) -> &mut Multipart {
+    /// A file part read from `file`: exactly `len` bytes from its start.
+    pub fn file(
+        &mut self,
+        name: &str,
+        filename: &str,
+        mime: &str,
+        file: impl Into<Arc<File>>,
+        len: u64,
+    ) -> &mut Multipart {
         let head = self.head(name, Some(filename), Some(mime));
-        self.parts.push((head, Body::File { file, len }));
+        self.parts.push((
+            head,
+            Body::File {
+                file: file.into(),
+                len,
+            },
+        ));
         self
     }
 
     /// A file part from bytes in memory (a `data` attachment).
-    pub fn bytes(&mut self, name: &str, filename: &str, mime: &str, data: Vec<u8>) -> &mut Multipart {
+    pub fn bytes(
+        &mut self,
+        name: &str,
+        filename: &str,
+        mime: &str,
+        data: impl Into<Arc<[u8]>>,
+    ) -> &mut Multipart {
         let head = self.head(name, Some(filename), Some(mime));
-        self.parts.push((head, Body::Bytes(Cursor::new(data))));
+        self.parts.push((head, Body::Bytes(data.into())));
         self
     }
 
@@ -99,11 +121,8 @@ impl Multipart {
         for (head, body) in self.parts {
             segments.push(Segment::Bytes(Cursor::new(head)));
             segments.push(match body {
-                Body::Bytes(c) => Segment::Bytes(c),
-                Body::File { file, len } => Segment::File {
-                    file: file.take(len),
-                    len,
-                },
+                Body::Bytes(b) => Segment::Shared { bytes: b, pos: 0 },
+                Body::File { file, len } => Segment::File { file, pos: 0, len },
             });
             segments.push(Segment::Bytes(Cursor::new(b"\r\n".to_vec())));
         }
@@ -146,7 +165,8 @@ fn escape(s: &str) -> String {
 
 enum Segment {
     Bytes(Cursor<Vec<u8>>),
-    File { file: io::Take<File>, len: u64 },
+    Shared { bytes: Arc<[u8]>, pos: usize },
+    File { file: Arc<File>, pos: u64, len: u64 },
 }
 
 /// The form as a byte stream. A file that shrank since its length was taken is an error
@@ -165,18 +185,27 @@ impl Read for MultipartReader {
         while let Some(segment) = self.segments.last_mut() {
             let n = match segment {
                 Segment::Bytes(c) => c.read(buf)?,
-                Segment::File { file, len } => {
-                    let n = file.read(buf)?;
-                    if n == 0 && file.limit() > 0 {
-                        return Err(io::Error::new(
-                            io::ErrorKind::UnexpectedEof,
-                            format!(
-                                "the file being uploaded shrank: {} of {len} bytes were there",
-                                *len - file.limit()
-                            ),
-                        ));
-                    }
+                Segment::Shared { bytes, pos } => {
+                    let n = (bytes.len() - *pos).min(buf.len());
+                    buf[..n].copy_from_slice(&bytes[*pos..*pos + n]);
+                    *pos += n;
                     n
+                }
+                Segment::File { file, pos, len } => {
+                    let want = usize::try_from(*len - *pos).unwrap_or(usize::MAX).min(buf.len());
+                    if want == 0 {
+                        0
+                    } else {
+                        let n = file.read_at(&mut buf[..want], *pos)?;
+                        if n == 0 {
+                            return Err(io::Error::new(
+                                io::ErrorKind::UnexpectedEof,
+                                format!("the file being uploaded shrank: {pos} of {len} bytes were there"),
+                            ));
+                        }
+                        *pos += n as u64;
+                        n
+                    }
                 }
             };
             if n > 0 {

@@ -23,7 +23,7 @@ use crate::channels::SendJob;
 use crate::channels::calls::{CallId, Calls};
 use crate::channels::fields::Fields;
 pub use crate::channels::outbound::Done;
-use crate::channels::outbound::{self, SEND_TIMEOUT, sent_id};
+use crate::channels::outbound::{self, Part, SEND_TIMEOUT, not_yet, sent_id};
 use crate::channels::split::{code_points, split_text};
 use crate::channels::telegram::ratelimit::{Limits, RateLimiter};
 use crate::protocol::{ErrorBody, ErrorCode};
@@ -56,6 +56,9 @@ impl Default for Outbound {
 impl Outbound {
     /// Accept a job, or answer at once when it cannot be sent.
     pub fn enqueue(&mut self, job: SendJob, now: Instant) -> Result<(), Done> {
+        if !job.files.is_empty() {
+            return Err((job.id, Err(not_yet("slack"))));
+        }
         let r = job.request;
         let parts = split_text(&r.text, MAX_MESSAGE_CHARS, code_points);
         if parts.is_empty() || r.to.is_empty() {
@@ -70,6 +73,7 @@ impl Outbound {
         let extra = Extra {
             thread_ts: r.thread_id.or(r.reply_to),
         };
+        let parts = parts.into_iter().map(Part::Text).collect();
         self.push(Job::new(job.id, r.to, parts, extra, now));
         Ok(())
     }
@@ -93,7 +97,7 @@ impl Outbound {
             let (api, token) = (api.clone(), token.clone());
             let (channel, text, thread) = (
                 job.key.clone(),
-                job.parts[job.next].clone(),
+                job.parts[job.next].text().to_owned(),
                 job.extra.thread_ts.clone(),
             );
             calls.start(move || {

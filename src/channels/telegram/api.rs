@@ -26,6 +26,7 @@ use serde_json::{Map, Value, json};
 
 use crate::channels::fields::{Fields, Missing};
 use crate::channels::http::{self, Transport, with_timeouts};
+use crate::channels::media::multipart::Multipart;
 use crate::json_type::json_type_name;
 use crate::protocol::{ErrorBody, ErrorCode};
 // The tests build ureq I/O errors and check the setup budget.
@@ -109,27 +110,44 @@ impl SendMessage {
     /// The JSON body. A numeric `chat_id` goes out as an integer (ids can exceed 32 bits, so
     /// i64), anything else as a string.
     fn to_json(&self) -> Value {
-        let mut body = Map::new();
-        let chat_id = match self.chat_id.parse::<i64>() {
-            Ok(id) => json!(id),
-            Err(_) => json!(self.chat_id),
-        };
-        body.insert("chat_id".into(), chat_id);
+        let mut body = destination(
+            &self.chat_id,
+            self.parse_mode,
+            self.message_thread_id,
+            self.reply_to_message_id,
+        );
         body.insert("text".into(), json!(self.text));
-        if let Some(mode) = self.parse_mode {
-            body.insert("parse_mode".into(), json!(mode));
-        }
-        if let Some(thread) = self.message_thread_id {
-            body.insert("message_thread_id".into(), json!(thread));
-        }
-        if let Some(id) = self.reply_to_message_id {
-            body.insert(
-                "reply_parameters".into(),
-                json!({"message_id": id, "allow_sending_without_reply": true}),
-            );
-        }
         Value::Object(body)
     }
+}
+
+/// The params every send method shares: where it goes, how its text is formatted, what it
+/// replies to (as `reply_parameters {message_id, allow_sending_without_reply: true}`).
+pub fn destination(
+    chat_id: &str,
+    parse_mode: Option<&'static str>,
+    thread: Option<i64>,
+    reply_to: Option<i64>,
+) -> Map<String, Value> {
+    let mut body = Map::new();
+    let chat_id = match chat_id.parse::<i64>() {
+        Ok(id) => json!(id),
+        Err(_) => json!(chat_id),
+    };
+    body.insert("chat_id".into(), chat_id);
+    if let Some(mode) = parse_mode {
+        body.insert("parse_mode".into(), json!(mode));
+    }
+    if let Some(thread) = thread {
+        body.insert("message_thread_id".into(), json!(thread));
+    }
+    if let Some(id) = reply_to {
+        body.insert(
+            "reply_parameters".into(),
+            json!({"message_id": id, "allow_sending_without_reply": true}),
+        );
+    }
+    body
 }
 
 /// Why a Bot API call failed. Each variant says what the caller should do. Texts never
@@ -393,6 +411,15 @@ impl BotApi {
         self.call("sendMessage", &req.to_json(), timeout)
     }
 
+    /// A media method (`sendPhoto`, `sendMediaGroup`, ...) with its multipart form, streamed
+    /// from disk. Its answer is a Message, or for an album an array of them.
+    pub fn send_media(&self, method: &str, form: Multipart, timeout: Duration) -> Result<Value, ApiError> {
+        let url = format!("{}/bot{}/{}", self.base_url, self.token, method);
+        log::trace!("telegram: {method} (timeout {timeout:?})");
+        let sent = http::post_multipart(self.agent.post(&url), timeout, form);
+        self.answer(method, sent)
+    }
+
     /// `getFile`: where to download the file behind `file_id`.
     pub fn get_file(&self, file_id: &str, timeout: Duration) -> Result<FileInfo, ApiError> {
         let result = self.call("getFile", &json!({"file_id": file_id}), timeout)?;
@@ -414,6 +441,15 @@ impl BotApi {
         log::trace!("telegram: {method} (timeout {timeout:?})");
         let request = self.agent.post(&url).header("content-type", "application/json");
         let sent = with_timeouts(request, timeout).send(params.to_string().as_bytes());
+        self.answer(method, sent)
+    }
+
+    /// The envelope of a call's answer, or why there is none; texts redacted.
+    fn answer(
+        &self,
+        method: &str,
+        sent: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+    ) -> Result<Value, ApiError> {
         let result = match sent {
             Ok(mut response) => {
                 let status = response.status().as_u16();

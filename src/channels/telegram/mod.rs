@@ -16,6 +16,7 @@ pub mod normalize;
 mod offset;
 mod outbound;
 pub mod ratelimit;
+mod upload;
 mod worker;
 
 use std::path::PathBuf;

@@ -1,6 +1,9 @@
-//! `channels.send` for Telegram: splitting, rate limiting, retries.
+//! `channels.send` for Telegram: splitting, media, rate limiting, retries.
 //!
-//! Each job is one `channels.send`; long text becomes several parts sent in order. At most
+//! Each job is one `channels.send`; long text becomes several parts sent in order. Files go
+//! first, as the messages [`upload::group`] makes of them (albums of one family, the rest
+//! alone), with the text as the first one's caption when it fits in 1024 UTF-16 units,
+//! else as its own messages right after. At most
 //! one job per chat is active (so parts and messages to one chat stay in order) and at most
 //! [`MAX_ACTIVE`](crate::channels::outbound::MAX_ACTIVE) chats are served at once. The limiter spaces sends (about 1/s per chat with a
 //! small burst, 30/s overall, 20/min per group): a call that waits for it just takes longer.
@@ -16,12 +19,14 @@ use serde_json::{Value, json};
 
 use super::api::{ApiError, BotApi, SendMessage};
 use super::ratelimit::RateLimiter;
+use super::upload::{self, MAX_CAPTION_UNITS, MediaSend, UPLOAD_LIMIT};
 use super::worker::CallResult;
 use crate::channels::calls::{CallId, Calls};
 use crate::channels::fields::Fields;
+use crate::channels::media::outgoing::check_limit;
 pub use crate::channels::outbound::Done;
-use crate::channels::outbound::{self, SEND_TIMEOUT, sent_id};
-use crate::channels::split::{split_text, utf16_units};
+use crate::channels::outbound::{self, Part, SEND_TIMEOUT, Shape, parts_of, sent_id, upload_timeout};
+use crate::channels::split::utf16_units;
 use crate::channels::{SendJob, TextFormat};
 use crate::protocol::{ErrorBody, ErrorCode};
 
@@ -58,6 +63,34 @@ fn parse_id(value: &Option<String>, what: &str) -> Result<Option<i64>, ErrorBody
 
 pub type Outbound = outbound::Outbound<Extra, RateLimiter>;
 
+/// Telegram's limits on a message and a caption, both in UTF-16 units.
+const SHAPE: Shape = Shape {
+    text_max: MAX_MESSAGE_UNITS,
+    caption_max: MAX_CAPTION_UNITS,
+    units: utf16_units,
+};
+
+/// The parts of a send to Telegram; a sticker takes no caption, so the text then follows it.
+fn telegram_parts(text: &str, files: Vec<crate::channels::media::outgoing::OutFile>) -> Vec<Part> {
+    let mut parts = parts_of(text, files, &SHAPE, upload::group);
+    if let Some(Part::Files { files, caption }) = parts.first_mut() {
+        if caption.is_some() && !upload::takes_caption(files) {
+            let text = caption.take().unwrap_or_default();
+            parts.extend(parts_of(&text, Vec::new(), &SHAPE, upload::group));
+        }
+    }
+    parts
+}
+
+/// The ids of the messages a send made: one Message, or an album's array of them.
+fn message_ids(answer: &Value) -> Vec<String> {
+    let one = |m: &Value| sent_id("telegram", Fields::new("send answer", m), "message_id");
+    match answer {
+        Value::Array(messages) => messages.iter().filter_map(one).collect(),
+        message => one(message).into_iter().collect(),
+    }
+}
+
 impl Default for Outbound {
     fn default() -> Outbound {
         Outbound::new(RateLimiter::default())
@@ -75,7 +108,8 @@ impl Outbound {
             TextFormat::Markdown => Some("MarkdownV2"),
             TextFormat::Html => Some("HTML"),
         };
-        let parts = split_text(&r.text, MAX_MESSAGE_UNITS, utf16_units);
+        check_limit(&job.files, UPLOAD_LIMIT, "Telegram").map_err(|e| (job.id, Err(e.to_body())))?;
+        let parts = telegram_parts(&r.text, job.files);
         let extra = Extra {
             to: r.to.clone(),
             parse_mode,
@@ -98,15 +132,33 @@ impl Outbound {
             wait
         };
         let start = |job: &Job| {
-            let msg = SendMessage {
-                chat_id: job.key.clone(),
-                text: job.parts[job.next].clone(),
-                parse_mode: job.extra.parse_mode,
-                message_thread_id: job.extra.thread_id,
-                reply_to_message_id: if job.next == 0 { job.extra.reply_to } else { None },
-            };
+            let reply_to = if job.next == 0 { job.extra.reply_to } else { None };
             let api = api.clone();
-            calls.start(move || CallResult::Sent(api.send_message(&msg, SEND_TIMEOUT)))
+            match &job.parts[job.next] {
+                Part::Text(text) => {
+                    let msg = SendMessage {
+                        chat_id: job.key.clone(),
+                        text: text.clone(),
+                        parse_mode: job.extra.parse_mode,
+                        message_thread_id: job.extra.thread_id,
+                        reply_to_message_id: reply_to,
+                    };
+                    calls.start(move || CallResult::Sent(api.send_message(&msg, SEND_TIMEOUT)))
+                }
+                Part::Files { files, caption } => {
+                    let send = MediaSend {
+                        chat_id: &job.key,
+                        files,
+                        caption: caption.as_deref(),
+                        parse_mode: caption.as_ref().and(job.extra.parse_mode),
+                        thread_id: job.extra.thread_id,
+                        reply_to,
+                    };
+                    let (method, form) = send.form();
+                    let timeout = upload_timeout(files.iter().map(|f| f.len()).sum());
+                    calls.start(move || CallResult::Sent(api.send_media(method, form, timeout)))
+                }
+            }
         };
         self.start_due(now, pace, start)
     }
@@ -117,12 +169,7 @@ impl Outbound {
         let job = &mut self.active[pos];
         match result {
             Ok(message) => {
-                let id = sent_id(
-                    "telegram",
-                    Fields::new("sendMessage answer", &message),
-                    "message_id",
-                );
-                if !job.part_sent(id) {
+                if !job.part_sent(message_ids(&message)) {
                     return None;
                 }
                 let result =
