@@ -346,20 +346,67 @@ fn messages_the_full_spool_refuses_are_held_and_delivered_after_the_ack() {
 }
 
 #[test]
-fn attachments_are_refused_clearly_until_discord_uploads_exist() {
-    let _w = Watchdog::new("discord attachments", SECS(30));
+fn files_go_in_one_message_with_the_text_as_content() {
+    let _w = Watchdog::new("discord files", SECS(40));
     let fake = FakeDiscord::start(TOKEN);
-    let (_home, _gw, mut agent) = start(&fake);
-    let r = call(
+    fake.add_channel("555");
+    let (home, _gw, mut agent) = start(&fake);
+    let outbox = home.state_dir().join("outbox");
+    let photo: Vec<u8> = (0..200_000u32).map(|i| (i * 7 % 253) as u8).collect();
+    std::fs::write(outbox.join("cat.png"), &photo).unwrap();
+    let send = |agent: &mut support::Ws, id: &str, params: serde_json::Value| {
+        call(agent, id, "channels.send", params)
+    };
+    let r = send(
         &mut agent,
-        "att",
-        "channels.send",
-        json!({"channel": "discord", "to": "555", "text": "x", "attachments": [{"data": "aGk="}]}),
+        "f1",
+        json!({"channel": "discord", "to": "555", "text": "two files",
+               "attachments": [{"path": outbox.join("cat.png")}, {"data": "aGVsbG8=", "name": "hi.txt"}]}),
     );
-    assert_eq!(r["error"]["code"], "INVALID_REQUEST", "{r}");
-    assert!(
-        r["error"]["message"].as_str().unwrap().contains("not supported"),
-        "{r}"
+    assert_eq!(r["result"]["messageIds"].as_array().map(Vec::len), Some(1), "{r}");
+    let sent = &fake.sent()[0];
+    assert_eq!(sent["content"], "two files");
+    let files = sent["files"].as_array().unwrap();
+    assert_eq!(files[0]["filename"], "cat.png");
+    assert_eq!(files[0]["sha256"], support::multipart::sha256_hex(&photo));
+    assert_eq!(files[0]["content_type"], "image/png");
+    assert_eq!(files[1]["sha256"], support::multipart::sha256_hex(b"hello"));
+
+    // Text over 2000 code points: the file alone, then the text in two messages; a 429 on
+    // the upload first, after which the same bytes go again.
+    fake.fail_next_send(SendFault::RateLimited(0.2, false));
+    let long = "x".repeat(2500);
+    let r = send(
+        &mut agent,
+        "f2",
+        json!({"channel": "discord", "to": "555", "text": long, "attachments": [{"path": outbox.join("cat.png")}]}),
     );
-    assert!(fake.sent().is_empty());
+    assert_eq!(r["result"]["messageIds"].as_array().map(Vec::len), Some(3), "{r}");
+    let sent = fake.sent();
+    assert_eq!(
+        sent[1]["content"],
+        serde_json::Value::Null,
+        "no content beside the file"
+    );
+    assert_eq!(
+        sent[1]["files"][0]["sha256"],
+        support::multipart::sha256_hex(&photo)
+    );
+    let rest: String = sent[2..].iter().map(|m| m["content"].as_str().unwrap()).collect();
+    assert_eq!(rest, long);
+
+    // Over 10 MiB: refused before anything is sent.
+    let big = outbox.join("big.bin");
+    std::fs::File::create(&big)
+        .unwrap()
+        .set_len(11 * 1024 * 1024)
+        .unwrap();
+    let r = send(
+        &mut agent,
+        "f3",
+        json!({"channel": "discord", "to": "555", "text": "big", "attachments": [{"path": big}]}),
+    );
+    assert_eq!(r["error"]["code"], "PAYLOAD_TOO_LARGE", "{r}");
+    assert!(r["error"]["message"].as_str().unwrap().contains("Discord"), "{r}");
+    assert_eq!(fake.sent().len(), 4);
 }

@@ -369,3 +369,52 @@ fn telegram_and_slack_run_at_once_and_killing_slack_leaves_telegram_and_the_api_
         t0.elapsed()
     );
 }
+
+#[test]
+fn files_go_as_one_upload_shared_with_the_text_as_comment() {
+    let _w = Watchdog::new("slack files", Duration::from_secs(40));
+    let fake = FakeSlack::start();
+    let (home, gw) = start(&fake, json!({}), &[]);
+    let mut agent = connected_agent(&gw, &fake);
+    let outbox = home.state_dir().join("outbox");
+    let doc: Vec<u8> = (0..300_000u32).map(|i| (i * 13 % 251) as u8).collect();
+    std::fs::write(outbox.join("report.pdf"), &doc).unwrap();
+    let r = support::telegram::call(
+        &mut agent,
+        "up",
+        "channels.send",
+        json!({"channel": "slack", "to": "C1", "text": "the report", "threadId": "1700000000.000100",
+               "attachments": [{"path": outbox.join("report.pdf")}, {"data": "aGVsbG8=", "name": "hi.txt"}]}),
+    );
+    let ids = r["result"]["messageIds"]
+        .as_array()
+        .cloned()
+        .unwrap_or_else(|| panic!("{r}"));
+    let up = &fake.uploads()[0];
+    assert_eq!(ids, [json!(up.ts)], "the share's ts");
+    assert_eq!(up.channel, "C1");
+    assert_eq!(up.thread_ts.as_deref(), Some("1700000000.000100"));
+    assert_eq!(up.initial_comment.as_deref(), Some("the report"));
+    assert_eq!(
+        up.files[0],
+        (
+            "report.pdf".to_owned(),
+            doc.len(),
+            support::multipart::sha256_hex(&doc)
+        )
+    );
+    assert_eq!(up.files[1].2, support::multipart::sha256_hex(b"hello"));
+    assert!(fake.sent().is_empty(), "no separate chat.postMessage");
+
+    // A failure before the share is retried (nothing was visible yet), once.
+    fake.fail_next("files.getUploadURLExternal", Fault::Status(503));
+    let r = support::telegram::call(
+        &mut agent,
+        "up2",
+        "channels.send",
+        json!({"channel": "slack", "to": "C1", "text": "", "attachments": [{"data": "aGk=", "name": "a.txt"}]}),
+    );
+    assert_eq!(r["result"]["messageIds"].as_array().map(Vec::len), Some(1), "{r}");
+    assert_eq!(fake.uploads().len(), 2);
+    assert_eq!(fake.uploads()[1].initial_comment, None);
+}

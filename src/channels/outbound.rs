@@ -93,16 +93,6 @@ pub fn parts_of(
     parts
 }
 
-/// The answer of a connector that cannot upload files yet.
-pub fn not_yet(channel: &str) -> ErrorBody {
-    ErrorBody::new(
-        ErrorCode::InvalidRequest,
-        format!(
-            "{channel}: sending attachments is not supported on this channel yet; send text, or use telegram"
-        ),
-    )
-}
-
 /// The HTTP timeout of an upload of `bytes`: the text timeout plus a second per 256 KiB
 /// (a 50 MB file gets about 3.5 minutes, an uplink of 256 KB/s), at most 15 minutes.
 pub fn upload_timeout(bytes: u64) -> Duration {

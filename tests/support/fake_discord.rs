@@ -23,6 +23,7 @@ use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::multipart::{self, Part};
 use serde_json::{Value, json};
 use tungstenite::protocol::CloseFrame;
 use tungstenite::protocol::frame::coding::CloseCode;
@@ -384,7 +385,7 @@ fn serve_http(shared: &Arc<Shared>, stream: TcpStream) {
                 .and_then(|rest| rest.strip_suffix("/messages"))
             {
                 st.send_times.push(Instant::now());
-                create_message(&mut st, channel, &request.body)
+                create_message(&mut st, channel, &header("content-type"), &request.body)
             } else {
                 Reply::json(404, json!({"code": 0, "message": "404: Not Found"}))
             }
@@ -422,7 +423,66 @@ impl Reply {
     }
 }
 
-fn create_message(st: &mut State, channel: &str, body: &[u8]) -> Reply {
+/// Discord's default upload limit per file for bots.
+pub const UPLOAD_LIMIT: usize = 10 * 1024 * 1024;
+
+/// The JSON payload and the files of a create-message request: a JSON body, or multipart
+/// with `payload_json` and `files[i]` parts, each of which `attachments` must list by id.
+fn message_request(content_type: &str, body: &[u8]) -> Result<(Value, Vec<Part>), Reply> {
+    let invalid_json = || {
+        Reply::json(
+            400,
+            json!({"code": 50109, "message": "The request body contains invalid JSON."}),
+        )
+    };
+    if !content_type
+        .to_ascii_lowercase()
+        .starts_with("multipart/form-data")
+    {
+        return serde_json::from_slice::<Value>(body)
+            .map(|v| (v, Vec::new()))
+            .map_err(|_| invalid_json());
+    }
+    let parts = multipart::parse(content_type, body).map_err(|e| {
+        Reply::json(
+            400,
+            json!({"code": 50035, "message": format!("Invalid Form Body: {e}")}),
+        )
+    })?;
+    let payload = parts
+        .iter()
+        .find(|p| p.name == "payload_json")
+        .ok_or_else(invalid_json)
+        .and_then(|p| serde_json::from_slice::<Value>(&p.data).map_err(|_| invalid_json()))?;
+    let files: Vec<Part> = parts
+        .into_iter()
+        .filter(|p| p.name.starts_with("files["))
+        .collect();
+    let listed = payload["attachments"].as_array().cloned().unwrap_or_default();
+    for file in &files {
+        let index = file.name.trim_start_matches("files[").trim_end_matches(']');
+        if !listed
+            .iter()
+            .any(|a| a["id"].to_string().trim_matches('"') == index)
+        {
+            return Err(Reply::json(
+                400,
+                json!({"code": 50035, "message": "Invalid Form Body",
+                       "errors": {"attachments": {"_errors": [{"code": "ATTACHMENT_NOT_FOUND",
+                                  "message": format!("{} is not listed in attachments", file.name)}]}}}),
+            ));
+        }
+        if file.data.len() > UPLOAD_LIMIT {
+            return Err(Reply::json(
+                413,
+                json!({"code": 40005, "message": "Request entity too large"}),
+            ));
+        }
+    }
+    Ok((payload, files))
+}
+
+fn create_message(st: &mut State, channel: &str, content_type: &str, body: &[u8]) -> Reply {
     match st.send_faults.pop_front() {
         Some(SendFault::Drop) => return Reply(None),
         Some(SendFault::Status(status, code, message)) => {
@@ -445,17 +505,15 @@ fn create_message(st: &mut State, channel: &str, body: &[u8]) -> Reply {
         }
         None => {}
     }
-    let Ok(mut req) = serde_json::from_slice::<Value>(body) else {
-        return Reply::json(
-            400,
-            json!({"code": 50109, "message": "The request body contains invalid JSON."}),
-        );
+    let (mut req, files) = match message_request(content_type, body) {
+        Ok(parsed) => parsed,
+        Err(reply) => return reply,
     };
     if !st.channels.contains(channel) {
         return Reply::json(404, json!({"code": 10003, "message": "Unknown Channel"}));
     }
     let content = req["content"].as_str().unwrap_or_default().to_owned();
-    if content.trim().is_empty() {
+    if content.trim().is_empty() && files.is_empty() {
         return Reply::json(
             400,
             json!({"code": 50006, "message": "Cannot send an empty message"}),
@@ -472,9 +530,28 @@ fn create_message(st: &mut State, channel: &str, body: &[u8]) -> Reply {
     st.next_id += 1 << 22;
     let id = st.next_id.to_string();
     req["channel_id"] = json!(channel);
+    let attachments: Vec<Value> = files
+        .iter()
+        .enumerate()
+        .map(|(i, f)| {
+            json!({"id": (st.next_id + i as u64 + 1).to_string(), "filename": f.filename,
+                   "size": f.data.len(), "content_type": f.content_type,
+                   "url": format!("https://cdn.example/attachments/{channel}/{i}")})
+        })
+        .collect();
+    if !files.is_empty() {
+        req["files"] = files
+            .iter()
+            .map(|f| {
+                json!({"filename": f.filename, "size": f.data.len(), "sha256": f.sha256,
+                            "content_type": f.content_type})
+            })
+            .collect();
+    }
     st.sent.push(req.clone());
     let message = json!({"id": id, "channel_id": channel, "content": content, "type": 0,
                          "author": {"id": BOT_ID, "username": BOT_NAME, "bot": true},
+                         "attachments": attachments,
                          "message_reference": req.get("message_reference")});
     // The bot's own message comes back on the gateway too (the connector must skip it).
     st.dispatch("MESSAGE_CREATE", message.clone());

@@ -94,6 +94,9 @@ struct State {
     next_event: u64,
     next_ts: u64,
     sent: Vec<(Instant, Value)>,
+    /// Upload slots by file id: the declared name and length, and the bytes once posted.
+    slots: HashMap<String, Slot>,
+    uploads: Vec<SlackUpload>,
     requests: Vec<(String, Value)>,
     faults: HashMap<String, VecDeque<Fault>>,
     /// Answers and frames stripped to what a minimal emulator sends (see
@@ -106,7 +109,30 @@ struct State {
 struct Shared {
     state: Watched<State>,
     ws_addr: SocketAddr,
+    http_addr: SocketAddr,
 }
+
+/// An upload slot from `files.getUploadURLExternal`.
+struct Slot {
+    filename: String,
+    length: usize,
+    /// (size, sha256) of the bytes posted to the upload URL.
+    posted: Option<(usize, String)>,
+}
+
+/// Files shared by one `files.completeUploadExternal`.
+#[derive(Clone, Debug)]
+pub struct SlackUpload {
+    pub channel: String,
+    pub thread_ts: Option<String>,
+    pub initial_comment: Option<String>,
+    /// (filename, size, sha256) of each file, in order.
+    pub files: Vec<(String, usize, String)>,
+    pub ts: String,
+}
+
+/// Slack's upload limit: 1 GB.
+pub const UPLOAD_LIMIT: usize = 1024 * 1024 * 1024;
 
 pub struct FakeSlack {
     shared: Arc<Shared>,
@@ -135,12 +161,15 @@ impl FakeSlack {
                 next_event: 0,
                 next_ts: 0,
                 sent: Vec::new(),
+                slots: HashMap::new(),
+                uploads: Vec::new(),
                 requests: Vec::new(),
                 faults: HashMap::new(),
                 minimal: false,
                 omitted: Omitted::default(),
             }),
             ws_addr,
+            http_addr,
         });
         let mut server = Server::new();
         let s1 = shared.clone();
@@ -293,6 +322,11 @@ impl FakeSlack {
         self.lock().deliveries.clone()
     }
 
+    /// Every completed file upload, in order.
+    pub fn uploads(&self) -> Vec<SlackUpload> {
+        self.lock().uploads.clone()
+    }
+
     /// chat.postMessage bodies that succeeded, with when they arrived.
     pub fn sent(&self) -> Vec<(Instant, Value)> {
         self.lock().sent.clone()
@@ -420,7 +454,19 @@ fn handle_http(
         .next()
         .unwrap_or("")
         .to_owned();
-    let body: Value = serde_json::from_slice(&request.body).unwrap_or(json!({}));
+    if let Some(file_id) = method.strip_prefix("upload/") {
+        return post_upload(shared, file_id, request);
+    }
+    let form = request
+        .headers
+        .iter()
+        .any(|(k, v)| k == "content-type" && v.starts_with("application/x-www-form-urlencoded"));
+    let body: Value = if form {
+        let pairs = super::fake_telegram::parse_form(&String::from_utf8_lossy(&request.body));
+        Value::Object(pairs.into_iter().map(|(k, v)| (k, Value::String(v))).collect())
+    } else {
+        serde_json::from_slice(&request.body).unwrap_or(json!({}))
+    };
     let auth = request
         .headers
         .iter()
@@ -444,7 +490,9 @@ fn handle_http(
     }
     let expected = match method.as_str() {
         "apps.connections.open" => st.app_token.clone(),
-        "auth.test" | "chat.postMessage" => st.bot_token.clone(),
+        "auth.test" | "chat.postMessage" | "files.getUploadURLExternal" | "files.completeUploadExternal" => {
+            st.bot_token.clone()
+        }
         _ => return err("unknown_method"),
     };
     match auth {
@@ -460,6 +508,37 @@ fn handle_http(
             "user": "emonk", "team_id": "T1", "user_id": BOT_USER, "bot_id": BOT_ID}),
             &["ok", "user_id"],
         ),
+        "files.getUploadURLExternal" => {
+            // This method takes form fields only.
+            if !form {
+                return err("invalid_form_data");
+            }
+            let filename = body["filename"].as_str().unwrap_or("").to_owned();
+            let length = body["length"].as_str().and_then(|l| l.parse::<usize>().ok());
+            let Some(length) = length.filter(|l| *l > 0 && !filename.is_empty()) else {
+                return err("invalid_arguments");
+            };
+            if length > UPLOAD_LIMIT {
+                return err("file_too_large");
+            }
+            let file_id = format!("F{:06}", st.slots.len() + 1);
+            st.slots.insert(
+                file_id.clone(),
+                Slot {
+                    filename,
+                    length,
+                    posted: None,
+                },
+            );
+            let url = format!("http://{}/upload/{file_id}", shared.http_addr);
+            answer(
+                &st,
+                &method,
+                json!({"ok": true, "upload_url": url, "file_id": file_id}),
+                &["ok", "upload_url", "file_id"],
+            )
+        }
+        "files.completeUploadExternal" => complete_upload(&mut st, &body),
         "apps.connections.open" => {
             st.next_ticket += 1;
             let ticket = format!("ticket-{}", st.next_ticket);
@@ -498,6 +577,111 @@ fn handle_http(
             answer(&st, &method, full, &["ok", "ts"])
         }
     }
+}
+
+/// The bytes of a slot, posted raw or as a one-file form to its upload URL (Slack takes
+/// either).
+fn post_upload(
+    shared: &Shared,
+    file_id: &str,
+    request: &super::fake_telegram::Request,
+) -> (u16, Vec<(String, String)>, String) {
+    let content_type = request
+        .headers
+        .iter()
+        .find(|(k, _)| k == "content-type")
+        .map(|(_, v)| v.clone())
+        .unwrap_or_default();
+    let form_file;
+    let body: &[u8] = if content_type.starts_with("multipart/form-data") {
+        match super::multipart::parse(&content_type, &request.body) {
+            Ok(parts) => match parts.into_iter().find(|p| p.filename.is_some()) {
+                Some(p) => {
+                    form_file = p.data;
+                    &form_file
+                }
+                None => return (400, Vec::new(), "no file part".into()),
+            },
+            Err(e) => return (400, Vec::new(), format!("bad form: {e}")),
+        }
+    } else {
+        &request.body
+    };
+    if request.headers.iter().any(|(k, _)| k == "authorization") {
+        return (400, Vec::new(), "a token was sent to the upload URL".into());
+    }
+    let mut st = shared.lock();
+    let Some(slot) = st.slots.get_mut(file_id) else {
+        return (404, Vec::new(), "no such upload".into());
+    };
+    if body.len() != slot.length {
+        return (
+            400,
+            Vec::new(),
+            format!("declared {} bytes, got {}", slot.length, body.len()),
+        );
+    }
+    slot.posted = Some((body.len(), super::multipart::sha256_hex(body)));
+    shared.notify();
+    (200, Vec::new(), format!("OK - {}", body.len()))
+}
+
+/// `files.completeUploadExternal`: share posted files in a channel as one message.
+fn complete_upload(st: &mut State, body: &Value) -> (u16, Vec<(String, String)>, String) {
+    let err = |e: &str| (200, Vec::new(), json!({"ok": false, "error": e}).to_string());
+    let Some(files) = body["files"].as_array().filter(|f| !f.is_empty()) else {
+        return err("invalid_arguments");
+    };
+    let channel = body["channel_id"].as_str().unwrap_or("").to_owned();
+    if channel.is_empty() || channel.starts_with("CMISSING") {
+        return err("channel_not_found");
+    }
+    if channel.starts_with("COUT") {
+        return err("not_in_channel");
+    }
+    let mut shared_files = Vec::new();
+    for f in files {
+        let id = f["id"].as_str().unwrap_or("");
+        match st.slots.get(id) {
+            Some(Slot {
+                filename,
+                posted: Some((size, sha)),
+                ..
+            }) => {
+                shared_files.push((id.to_owned(), filename.clone(), *size, sha.clone()));
+            }
+            _ => return err("file_not_found"),
+        }
+    }
+    for (id, ..) in &shared_files {
+        st.slots.remove(id);
+    }
+    let ts = st.next_ts();
+    let scope = if channel.starts_with('C') {
+        "public"
+    } else {
+        "private"
+    };
+    let answer_files: Vec<Value> = shared_files
+        .iter()
+        .map(|(id, name, size, _)| {
+            json!({"id": id, "name": name, "title": name, "size": size,
+                   "shares": {scope: {channel.clone(): [{"ts": ts, "channel_name": "general"}]}}})
+        })
+        .collect();
+    st.uploads.push(SlackUpload {
+        channel,
+        thread_ts: body["thread_ts"].as_str().map(str::to_owned),
+        initial_comment: body["initial_comment"].as_str().map(str::to_owned),
+        files: shared_files.into_iter().map(|(_, n, s, h)| (n, s, h)).collect(),
+        ts,
+    });
+    answer(
+        st,
+        "files.completeUploadExternal",
+        json!({"ok": true, "files": answer_files}),
+        &["ok"],
+    )
 }
 
 /// A successful answer to `method` as this server gives it: only the `minimal` fields in

@@ -1424,7 +1424,7 @@ fn parse_params(query: Option<&str>, request: &Request) -> Result<(Map<String, V
 }
 
 /// `a=1&b=x+y%21` to pairs.
-fn parse_form(text: &str) -> Vec<(String, String)> {
+pub(super) fn parse_form(text: &str) -> Vec<(String, String)> {
     text.split('&')
         .filter(|pair| !pair.is_empty())
         .map(|pair| {

@@ -19,6 +19,8 @@ use serde_json::Value;
 
 use crate::channels::fields::{Fields, Missing};
 use crate::channels::http::{self, Transport, classify_transport, with_timeouts};
+use crate::channels::media::multipart::Multipart;
+use crate::channels::media::outgoing::OutFile;
 use crate::protocol::{ErrorBody, ErrorCode};
 
 /// Sent as `User-Agent`, in the form Discord requires (`DiscordBot ($url, $versionNumber)`).
@@ -63,6 +65,8 @@ pub enum RestError {
     Forbidden { code: u64, message: String },
     /// 404 (e.g. 10003 Unknown Channel): the target does not exist for this bot.
     NotFound { code: u64, message: String },
+    /// 413 (40005 Request entity too large): a file over what this server takes.
+    TooLarge { code: u64, message: String },
     /// Any other 4xx, e.g. 50035 Invalid Form Body: the request itself is wrong.
     Invalid { code: u64, message: String },
     /// 429: wait `retry_after`, then the same request may go again. `global` means every
@@ -102,6 +106,7 @@ impl RestError {
             ),
             RestError::Forbidden { .. } => ErrorBody::new(ErrorCode::Forbidden, message),
             RestError::NotFound { .. } => ErrorBody::new(ErrorCode::NotFound, message),
+            RestError::TooLarge { .. } => ErrorBody::new(ErrorCode::PayloadTooLarge, message),
             RestError::Invalid { .. } => ErrorBody::new(ErrorCode::InvalidRequest, message),
             RestError::RateLimited { retry_after, .. } => {
                 let ms = u64::try_from(retry_after.as_millis()).unwrap_or(u64::MAX);
@@ -123,6 +128,7 @@ impl fmt::Display for RestError {
             RestError::Unauthorized { message } => write!(f, "bot token rejected (401: {message})"),
             RestError::Forbidden { code, message } => write!(f, "forbidden ({code}: {message})"),
             RestError::NotFound { code, message } => write!(f, "not found ({code}: {message})"),
+            RestError::TooLarge { code, message } => write!(f, "too large ({code}: {message})"),
             RestError::Invalid { code, message } => write!(f, "invalid request ({code}: {message})"),
             RestError::RateLimited {
                 retry_after,
@@ -199,6 +205,29 @@ impl RestApi {
         self.call("POST", &path, Some(body), timeout)
     }
 
+    /// `POST /channels/{channel}/messages` as `multipart/form-data`: `payload` (which lists
+    /// the files in `attachments`) as `payload_json`, each file as `files[i]`, streamed.
+    pub fn create_message_with_files(
+        &self,
+        channel: &str,
+        payload: &Value,
+        files: &[OutFile],
+        timeout: Duration,
+    ) -> (Result<Value, RestError>, RateInfo) {
+        let path = format!("/channels/{channel}/messages");
+        let mut form = Multipart::new();
+        form.text("payload_json", &payload.to_string());
+        for (i, file) in files.iter().enumerate() {
+            file.add_to(&mut form, &format!("files[{i}]"));
+        }
+        let request = self
+            .agent
+            .post(format!("{}{path}", self.base_url))
+            .header("authorization", &format!("Bot {}", self.token));
+        let sent = http::post_multipart(request, timeout, form);
+        self.answer("POST", &path, sent)
+    }
+
     fn call(
         &self,
         method: &str,
@@ -219,6 +248,16 @@ impl RestApi {
                 .header("content-type", "application/json");
             with_timeouts(request, timeout).send(bytes.as_bytes())
         };
+        self.answer(method, path, sent)
+    }
+
+    /// The answer of a call and its rate-limit headers, or why there is none; redacted.
+    fn answer(
+        &self,
+        method: &str,
+        path: &str,
+        sent: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+    ) -> (Result<Value, RestError>, RateInfo) {
         let (result, rate) = match sent {
             Ok(mut response) => {
                 let status = response.status().as_u16();
@@ -366,6 +405,7 @@ pub fn parse_answer(
                 message,
             }
         }
+        413 => RestError::TooLarge { code, message },
         400..=499 => RestError::Invalid { code, message },
         500..=599 => RestError::Server { status, message },
         _ => RestError::Malformed(format!("unexpected HTTP {status}: {message}")),

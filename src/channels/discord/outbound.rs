@@ -1,4 +1,6 @@
-//! `channels.send` for Discord: splitting at 2000 code points, rate-limit buckets, retries.
+//! `channels.send` for Discord: splitting at 2000 code points, files, rate-limit buckets,
+//! retries. Files go as one message (multipart `payload_json` + `files[i]`, streamed), the
+//! text as its content when it fits in 2000 code points, else as messages after it.
 //!
 //! Shaped like the Telegram sender: one job per `channels.send`, at most one active job per
 //! channel (parts stay in order), at most [`MAX_ACTIVE`](crate::channels::outbound::MAX_ACTIVE) channels at once, each HTTP call on
@@ -19,15 +21,25 @@ use super::worker::CallResult;
 use crate::channels::SendJob;
 use crate::channels::calls::{CallId, Calls};
 use crate::channels::fields::Fields;
+use crate::channels::media::outgoing::check_limit;
 pub use crate::channels::outbound::Done;
-use crate::channels::outbound::{self, Part, SEND_TIMEOUT, not_yet, sent_id};
-use crate::channels::split::{code_points, split_text};
+use crate::channels::outbound::{self, Part, SEND_TIMEOUT, Shape, parts_of, sent_id, upload_timeout};
+use crate::channels::split::code_points;
 use crate::protocol::{ErrorBody, ErrorCode};
 
 /// Retries after 429s, per part.
 const MAX_RATE_RETRIES: u32 = 5;
 /// Discord's limit on one message, in code points.
 pub const MAX_MESSAGE_CHARS: usize = 2000;
+/// Discord's upload limit per file for a bot outside boosted servers: 10 MiB. A server that
+/// allows less answers 413, which is `PAYLOAD_TOO_LARGE` too.
+pub const UPLOAD_LIMIT: u64 = 10 * 1024 * 1024;
+/// Text and caption (a message's content) have the same limit.
+const SHAPE: Shape = Shape {
+    text_max: MAX_MESSAGE_CHARS,
+    caption_max: MAX_MESSAGE_CHARS,
+    units: code_points,
+};
 /// Global limit: requests per second per bot.
 const GLOBAL_PER_SECOND: usize = 50;
 /// Forget bucket state past this many routes (only expired entries go).
@@ -44,8 +56,22 @@ pub struct Extra {
 type Job = outbound::Job<Extra>;
 
 impl Job {
+    /// The create-message body of the next part; a files part lists its files in
+    /// `attachments` (the multipart form carries them as `files[i]`).
     fn body(&self) -> Value {
-        let mut body = json!({"content": self.parts[self.next].text(), "allowed_mentions": {"parse": []}});
+        let part = &self.parts[self.next];
+        let mut body = json!({"allowed_mentions": {"parse": []}});
+        if !part.text().is_empty() {
+            body["content"] = json!(part.text());
+        }
+        if let Part::Files { files, .. } = part {
+            let listed: Vec<Value> = files
+                .iter()
+                .enumerate()
+                .map(|(i, f)| json!({"id": i, "filename": f.name}))
+                .collect();
+            body["attachments"] = Value::Array(listed);
+        }
         if self.next == 0 {
             if let Some(id) = &self.extra.reply_to {
                 // A reply to a message deleted meanwhile still delivers the answer.
@@ -159,9 +185,7 @@ impl Outbound {
     pub fn enqueue(&mut self, job: SendJob, now: Instant) -> Result<(), Done> {
         let r = job.request;
         let fail = |e| (job.id, Err(e));
-        if !job.files.is_empty() {
-            return Err(fail(not_yet("discord")));
-        }
+        check_limit(&job.files, UPLOAD_LIMIT, "Discord").map_err(|e| fail(e.to_body()))?;
         let to = snowflake(&r.to, "to").map_err(fail)?;
         let route = match &r.thread_id {
             Some(t) => snowflake(t, "threadId").map_err(fail)?,
@@ -173,8 +197,13 @@ impl Outbound {
             .map(|id| snowflake(id, "replyTo"))
             .transpose()
             .map_err(fail)?;
-        let parts = split_text(&r.text, MAX_MESSAGE_CHARS, code_points);
-        if parts.iter().all(|p| p.trim().is_empty()) {
+        // One message carries up to 10 files (what `channels.send` allows), the text as its
+        // content when it fits.
+        let parts = parts_of(&r.text, job.files, &SHAPE, |files| vec![files]);
+        if parts
+            .iter()
+            .all(|p| matches!(p, Part::Text(t) if t.trim().is_empty()))
+        {
             return Err(fail(ErrorBody::new(
                 ErrorCode::InvalidRequest,
                 "text is empty; Discord does not send empty messages",
@@ -185,7 +214,6 @@ impl Outbound {
             reply_to,
             rate_retries: 0,
         };
-        let parts = parts.into_iter().map(Part::Text).collect();
         self.push(Job::new(job.id, route, parts, extra, now));
         Ok(())
     }
@@ -202,10 +230,20 @@ impl Outbound {
         let start = |job: &Job| {
             let api = api.clone();
             let (route, body) = (job.key.clone(), job.body());
-            calls.start(move || {
-                let (result, rate) = api.create_message(&route, &body, SEND_TIMEOUT);
-                CallResult::Sent { result, rate }
-            })
+            match &job.parts[job.next] {
+                Part::Text(_) => calls.start(move || {
+                    let (result, rate) = api.create_message(&route, &body, SEND_TIMEOUT);
+                    CallResult::Sent { result, rate }
+                }),
+                Part::Files { files, .. } => {
+                    let files = files.clone();
+                    let timeout = upload_timeout(files.iter().map(|f| f.len()).sum());
+                    calls.start(move || {
+                        let (result, rate) = api.create_message_with_files(&route, &body, &files, timeout);
+                        CallResult::Sent { result, rate }
+                    })
+                }
+            }
         };
         self.start_due(now, pace, start)
     }

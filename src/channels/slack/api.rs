@@ -188,15 +188,79 @@ impl WebApi {
         self.call("chat.postMessage", token, &body, timeout)
     }
 
-    fn call(&self, method: &str, token: &str, body: &Value, timeout: Duration) -> Result<Value, ApiError> {
-        let url = format!("{}/{method}", self.base_url);
+    pub(super) fn call(
+        &self,
+        method: &str,
+        token: &str,
+        body: &Value,
+        timeout: Duration,
+    ) -> Result<Value, ApiError> {
+        let request = self.post(method, token, timeout, "application/json; charset=utf-8");
+        let sent = request.send(body.to_string().as_bytes());
+        self.answer(method, sent)
+    }
+
+    /// A call with form fields (`application/x-www-form-urlencoded`), for the methods that
+    /// take no JSON (`files.getUploadURLExternal`).
+    pub(super) fn call_form(
+        &self,
+        method: &str,
+        token: &str,
+        fields: &[(&str, &str)],
+        timeout: Duration,
+    ) -> Result<Value, ApiError> {
+        let body: Vec<String> = fields
+            .iter()
+            .map(|(k, v)| format!("{}={}", form_encode(k), form_encode(v)))
+            .collect();
+        let request = self.post(method, token, timeout, "application/x-www-form-urlencoded");
+        let sent = request.send(body.join("&").as_bytes());
+        self.answer(method, sent)
+    }
+
+    /// Bytes to a pre-signed upload URL Slack handed out (another host: no token goes with
+    /// them, and redirects are not followed). A 2xx is success; its body is not JSON.
+    pub(super) fn post_bytes(
+        &self,
+        url: &str,
+        form: crate::channels::media::multipart::Multipart,
+        timeout: Duration,
+    ) -> Result<(), ApiError> {
+        let sent = http::post_multipart(self.agent.post(url), timeout, form);
+        match sent {
+            Ok(response) if response.status().is_success() => Ok(()),
+            Ok(response) => Err(ApiError::Server(format!(
+                "the upload URL answered HTTP {}",
+                response.status().as_u16()
+            ))),
+            Err(e) => Err(match classify_transport(&e) {
+                Transport::Connect(text) => ApiError::Connect(text),
+                other => ApiError::Network(other.to_string()),
+            }),
+        }
+    }
+
+    fn post(
+        &self,
+        method: &str,
+        token: &str,
+        timeout: Duration,
+        content_type: &str,
+    ) -> ureq::RequestBuilder<ureq::typestate::WithBody> {
         log::trace!("slack: {method} (timeout {timeout:?})");
         let request = self
             .agent
-            .post(&url)
-            .header("content-type", "application/json; charset=utf-8")
+            .post(format!("{}/{method}", self.base_url))
+            .header("content-type", content_type)
             .header("authorization", &format!("Bearer {token}"));
-        let sent = with_timeouts(request, timeout).send(body.to_string().as_bytes());
+        with_timeouts(request, timeout)
+    }
+
+    fn answer(
+        &self,
+        method: &str,
+        sent: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+    ) -> Result<Value, ApiError> {
         let result = match sent {
             Ok(mut response) => {
                 let status = response.status().as_u16();
@@ -225,6 +289,19 @@ impl WebApi {
         }
         result
     }
+}
+
+/// `application/x-www-form-urlencoded` encoding of one key or value.
+fn form_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => out.push(b as char),
+            b' ' => out.push('+'),
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
 }
 
 /// Decode the answer to `method`: 429 is a rate limit whatever the body; `{"ok":true,..}` is

@@ -12,6 +12,7 @@ pub mod normalize;
 mod outbound;
 mod seen;
 mod socket;
+mod upload;
 mod worker;
 
 use std::path::PathBuf;

@@ -1,5 +1,7 @@
-//! `channels.send` for Slack: splitting, pacing, retries.
+//! `channels.send` for Slack: splitting, files, pacing, retries.
 //!
+//! Files go as one external upload shared in the channel (see [`super::upload`]), the text
+//! as its comment when it fits in 4000 characters, else as messages after it.
 //! Each job is one `channels.send`; long text becomes several `chat.postMessage` calls in
 //! order ([`MAX_MESSAGE_CHARS`] each: Slack recommends at most 4000 characters per message
 //! and truncates far longer ones). At most one job per channel is active, so parts and
@@ -18,18 +20,26 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use super::api::{ApiError, WebApi};
+use super::upload::{UPLOAD_LIMIT, Upload, share_ts};
 use super::worker::CallResult;
 use crate::channels::SendJob;
 use crate::channels::calls::{CallId, Calls};
 use crate::channels::fields::Fields;
+use crate::channels::media::outgoing::check_limit;
 pub use crate::channels::outbound::Done;
-use crate::channels::outbound::{self, Part, SEND_TIMEOUT, not_yet, sent_id};
-use crate::channels::split::{code_points, split_text};
+use crate::channels::outbound::{self, Part, SEND_TIMEOUT, Shape, parts_of, sent_id, upload_timeout};
+use crate::channels::split::code_points;
 use crate::channels::telegram::ratelimit::{Limits, RateLimiter};
 use crate::protocol::{ErrorBody, ErrorCode};
 
 /// Longest part sent, in characters (Unicode code points).
 pub const MAX_MESSAGE_CHARS: usize = 4000;
+/// A text and a file upload's comment have the same limit.
+const SHAPE: Shape = Shape {
+    text_max: MAX_MESSAGE_CHARS,
+    caption_max: MAX_MESSAGE_CHARS,
+    units: code_points,
+};
 
 /// A job's Slack side; its key is the channel posted to.
 pub struct Extra {
@@ -56,11 +66,10 @@ impl Default for Outbound {
 impl Outbound {
     /// Accept a job, or answer at once when it cannot be sent.
     pub fn enqueue(&mut self, job: SendJob, now: Instant) -> Result<(), Done> {
-        if !job.files.is_empty() {
-            return Err((job.id, Err(not_yet("slack"))));
-        }
+        check_limit(&job.files, UPLOAD_LIMIT, "Slack").map_err(|e| (job.id, Err(e.to_body())))?;
         let r = job.request;
-        let parts = split_text(&r.text, MAX_MESSAGE_CHARS, code_points);
+        // All files go as one upload, the text as its comment when it fits.
+        let parts = parts_of(&r.text, job.files, &SHAPE, |files| vec![files]);
         if parts.is_empty() || r.to.is_empty() {
             return Err((
                 job.id,
@@ -73,7 +82,6 @@ impl Outbound {
         let extra = Extra {
             thread_ts: r.thread_id.or(r.reply_to),
         };
-        let parts = parts.into_iter().map(Part::Text).collect();
         self.push(Job::new(job.id, r.to, parts, extra, now));
         Ok(())
     }
@@ -100,9 +108,30 @@ impl Outbound {
                 job.parts[job.next].text().to_owned(),
                 job.extra.thread_ts.clone(),
             );
-            calls.start(move || {
-                CallResult::Sent(api.post_message(&token, &channel, &text, thread.as_deref(), SEND_TIMEOUT))
-            })
+            match &job.parts[job.next] {
+                Part::Text(_) => calls.start(move || {
+                    CallResult::Sent(api.post_message(
+                        &token,
+                        &channel,
+                        &text,
+                        thread.as_deref(),
+                        SEND_TIMEOUT,
+                    ))
+                }),
+                Part::Files { files, caption } => {
+                    let (files, comment) = (files.clone(), caption.clone());
+                    let timeout = upload_timeout(files.iter().map(|f| f.len()).sum());
+                    calls.start(move || {
+                        let up = Upload {
+                            channel: &channel,
+                            files: &files,
+                            comment: comment.as_deref(),
+                            thread_ts: thread.as_deref(),
+                        };
+                        CallResult::Sent(api.upload_files(&token, &up, timeout))
+                    })
+                }
+            }
         };
         self.start_due(now, pace, start)
     }
@@ -113,7 +142,19 @@ impl Outbound {
         let job = &mut self.active[pos];
         match result {
             Ok(answer) => {
-                let ts = sent_id("slack", Fields::new("chat.postMessage answer", &answer), "ts");
+                let ts = match &job.parts[job.next] {
+                    Part::Text(_) => sent_id("slack", Fields::new("chat.postMessage answer", &answer), "ts"),
+                    Part::Files { .. } => {
+                        let ts = share_ts(&answer, &job.key);
+                        if ts.is_none() {
+                            log::info!(
+                                "slack: the files were shared in {}, but Slack did not report the message ts yet; it is not in messageIds",
+                                job.key
+                            );
+                        }
+                        ts
+                    }
+                };
                 if !job.part_sent(ts) {
                     return None;
                 }
