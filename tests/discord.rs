@@ -410,3 +410,75 @@ fn files_go_in_one_message_with_the_text_as_content() {
     assert!(r["error"]["message"].as_str().unwrap().contains("Discord"), "{r}");
     assert_eq!(fake.sent().len(), 4);
 }
+
+#[test]
+fn files_in_a_message_reach_the_agent_and_fetch_refreshes_an_expired_url() {
+    let _w = Watchdog::new("discord fetch", SECS(40));
+    let fake = FakeDiscord::start(TOKEN);
+    let (home, _gw, mut agent) = start(&fake);
+    let photo: Vec<u8> = (0..150_000u32).map(|i| (i * 3 % 241) as u8).collect();
+    let doc = b"%PDF-1.4 tiny".to_vec();
+    let id = fake.push_message_with_files(
+        "555",
+        "42",
+        "",
+        &[
+            ("cat.png", "image/png", &photo),
+            ("notes.pdf", "application/pdf", &doc),
+        ],
+    );
+    let m = next_message(&mut agent, SECS(10));
+    assert_eq!(
+        (m["messageId"].as_str(), m["text"].as_str()),
+        (Some(id.as_str()), Some(""))
+    );
+    let atts = m["attachments"].as_array().unwrap().clone();
+    assert_eq!(atts.len(), 2, "{m}");
+    assert_eq!(atts[0]["kind"], "photo");
+    assert_eq!(atts[0]["name"], "cat.png");
+    assert_eq!(atts[0]["size"], photo.len());
+    assert_eq!(atts[1]["kind"], "document");
+
+    let fetch = |agent: &mut support::Ws, rid: &str, att: &serde_json::Value| {
+        call(
+            agent,
+            rid,
+            "channels.fetch",
+            json!({"channel": "discord", "attachment": att["id"]}),
+        )
+    };
+    let r = fetch(&mut agent, "f1", &atts[0]);
+    assert_eq!(
+        r["result"]["sha256"],
+        support::multipart::sha256_hex(&photo),
+        "{r}"
+    );
+    let path = std::path::Path::new(r["result"]["path"].as_str().unwrap());
+    assert!(path.starts_with(home.state_dir().join("media")));
+    assert_eq!(std::fs::read(path).unwrap(), photo);
+    assert_eq!(fake.cdn_counts(), (1, 0));
+
+    // A day later the signed URLs have expired: the fetch asks for a fresh one.
+    fake.expire_cdn_urls();
+    let r = fetch(&mut agent, "f2", &atts[1]);
+    assert_eq!(r["result"]["sha256"], support::multipart::sha256_hex(&doc), "{r}");
+    assert_eq!(r["result"]["mime"], "application/pdf");
+    assert_eq!(
+        fake.cdn_counts(),
+        (3, 1),
+        "the expired try, the refresh, the fresh try"
+    );
+    // Cached: no CDN request at all.
+    let r = fetch(&mut agent, "f3", &atts[0]);
+    assert!(r["result"]["path"].is_string(), "{r}");
+    assert_eq!(fake.cdn_counts().0, 3);
+
+    // A Telegram id is not Discord's.
+    let r = call(
+        &mut agent,
+        "f4",
+        "channels.fetch",
+        json!({"channel": "discord", "attachment": "WyJ0ZWxlZ3JhbSIsIngiXQ"}),
+    );
+    assert_eq!(r["error"]["code"], "NOT_FOUND", "{r}");
+}

@@ -418,3 +418,34 @@ fn files_go_as_one_upload_shared_with_the_text_as_comment() {
     assert_eq!(fake.uploads().len(), 2);
     assert_eq!(fake.uploads()[1].initial_comment, None);
 }
+
+#[test]
+fn shared_files_reach_the_agent_and_are_fetched_with_the_bot_token() {
+    let _w = Watchdog::new("slack fetch", Duration::from_secs(40));
+    let fake = FakeSlack::start();
+    let (_home, gw) = start(&fake, json!({}), &[]);
+    let mut agent = connected_agent(&gw, &fake);
+    let audio: Vec<u8> = (0..90_000u32).map(|i| (i * 5 % 239) as u8).collect();
+    fake.push_files("C1", "U42", "", &[("memo.m4a", "audio/mp4", &audio)]);
+    let m = next_message(&mut agent, Duration::from_secs(10));
+    assert_eq!(m["text"], "", "{m}");
+    let att = m["attachments"][0].clone();
+    assert_eq!(
+        (att["kind"].as_str(), att["name"].as_str()),
+        (Some("audio"), Some("memo.m4a")),
+        "{m}"
+    );
+    assert_eq!(att["size"], audio.len());
+    let r = support::telegram::call(
+        &mut agent,
+        "f",
+        "channels.fetch",
+        json!({"channel": "slack", "attachment": att["id"]}),
+    );
+    assert_eq!(
+        r["result"]["sha256"],
+        support::multipart::sha256_hex(&audio),
+        "{r}"
+    );
+    assert_eq!(fake.file_downloads(), 1);
+}

@@ -13,10 +13,13 @@ use std::time::Duration;
 
 use ureq::typestate::WithoutBody;
 
+use super::ConnectorContext;
+use super::calls::Calls;
 use super::http;
 use super::media::MediaError;
 use super::media::cache::{CachedFile, MediaCache};
 use super::media::download::too_large;
+use super::media::mime;
 
 /// The budget of one download, connect to last byte: 20 MiB at a slow 100 KiB/s, with room.
 /// A stop does not wait for it: the connector aborts its HTTP agent.
@@ -56,6 +59,26 @@ pub struct Source {
     pub size: Option<u64>,
 }
 
+impl Source {
+    /// A download named by the last component of `path` (a platform file path, or a URL,
+    /// whose query is ignored), with the mime type that name's extension implies.
+    pub fn named(request: ureq::RequestBuilder<WithoutBody>, path: &str, size: Option<u64>) -> Source {
+        let name = path
+            .split(['?', '#'])
+            .next()
+            .and_then(|p| p.rsplit('/').next())
+            .filter(|n| !n.is_empty())
+            .map(str::to_owned);
+        let mime = name.as_deref().and_then(mime::from_name).map(str::to_owned);
+        Source {
+            request,
+            name,
+            mime,
+            size,
+        }
+    }
+}
+
 /// Download `source` into the job's cache and answer what `channels.fetch` returns.
 pub fn download(job: &FetchJob, source: Source) -> Result<CachedFile, MediaError> {
     if let Some(size) = source.size.filter(|&s| s > job.max_bytes) {
@@ -73,10 +96,21 @@ pub fn download(job: &FetchJob, source: Source) -> Result<CachedFile, MediaError
     })
 }
 
-/// The answer of a connector whose platform's messages carry no attachment ids yet: every id
-/// is unknown to it.
-pub fn unknown_attachment(channel: &str) -> MediaError {
-    MediaError::NotFound(format!(
-        "unknown {channel} attachment id; in this version {channel} messages carry no attachments"
-    ))
+/// Run `fetch` for `job` on a call thread of `calls` (downloads are not paced like sends, and
+/// a slow one must not hold up anything else); `wrap` makes its result the connector's call
+/// result, which the connector hands to [`super::ConnectorContext::finish_fetch`]. A thread
+/// that cannot start answers at once.
+pub fn start<R: Send + 'static>(
+    calls: &mut Calls<R>,
+    ctx: &ConnectorContext,
+    channel: &str,
+    job: FetchJob,
+    fetch: impl FnOnce(&FetchJob) -> Result<CachedFile, MediaError> + Send + 'static,
+    wrap: fn(u64, Result<CachedFile, MediaError>) -> R,
+) {
+    let id = job.id;
+    if let Err(e) = calls.start(move || wrap(job.id, fetch(&job))) {
+        let e = MediaError::Unavailable(format!("{channel}: cannot start the download: {e}; try again"));
+        ctx.finish_fetch(id, Err(e));
+    }
 }

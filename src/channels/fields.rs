@@ -68,6 +68,11 @@ impl<'a> Fields<'a> {
         Fields { what, value }
     }
 
+    /// The whole value, for a reader of its own (a platform's media list).
+    pub fn value(&self) -> &'a Value {
+        self.value
+    }
+
     /// The value at `path`; `None` when it or a step on the way is absent or null (a null
     /// is what serializers write for an absent optional field).
     pub fn get(&self, path: &str) -> Option<&'a Value> {

@@ -17,7 +17,7 @@
 //! The HTTP request reader is `fake_telegram`'s. Every wait is bounded; dropping the fake
 //! stops and joins its threads.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::io::{self, BufReader, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::sync::Arc;
@@ -115,12 +115,23 @@ struct State {
     sent: Vec<Value>,
     send_times: Vec<Instant>,
     send_faults: VecDeque<SendFault>,
+    /// CDN files by path (`/cdn/attachments/...`), with the `ex` tokens that are valid.
+    cdn: HashMap<String, CdnFile>,
+    cdn_downloads: usize,
+    refreshes: usize,
     revoked: bool,
     /// Answers and frames stripped to what a minimal emulator sends (see
     /// [`FakeDiscord::minimal_answers`]).
     minimal: bool,
     /// Fields left out: see [`FakeDiscord::omit_field`].
     omitted: Omitted,
+}
+
+/// A file on the fake CDN.
+struct CdnFile {
+    bytes: Vec<u8>,
+    /// The `ex` query values that still work (a refresh adds one, expiry clears them).
+    valid: HashSet<String>,
 }
 
 impl FakeDiscord {
@@ -198,6 +209,57 @@ impl FakeDiscord {
         st.dispatch("MESSAGE_CREATE", d);
         self.shared.notify();
         id
+    }
+
+    /// A user message with files, each `(name, content type, bytes)`, served by the fake CDN
+    /// at signed URLs (`?ex=`); returns the message id.
+    pub fn push_message_with_files(
+        &self,
+        channel: &str,
+        author: &str,
+        content: &str,
+        files: &[(&str, &str, &[u8])],
+    ) -> String {
+        let mut attachments = Vec::new();
+        {
+            let mut st = self.shared.lock();
+            for (i, (name, mime, bytes)) in files.iter().enumerate() {
+                let path = format!("/cdn/attachments/{channel}/{}/{name}", 700 + st.cdn.len() + i);
+                let token = format!("{}", st.cdn.len() + 1);
+                let url = format!("http://{}{path}?ex={token}", self.http_addr);
+                st.cdn.insert(
+                    path,
+                    CdnFile {
+                        bytes: bytes.to_vec(),
+                        valid: HashSet::from([token]),
+                    },
+                );
+                attachments.push(
+                    json!({"id": (900 + i).to_string(), "filename": name, "content_type": mime,
+                                        "size": bytes.len(), "url": url, "proxy_url": url}),
+                );
+            }
+        }
+        self.push_message_with(
+            channel,
+            Some("777"),
+            author,
+            content,
+            json!({"attachments": attachments}),
+        )
+    }
+
+    /// Expire every CDN URL handed out so far (a refresh gives working ones).
+    pub fn expire_cdn_urls(&self) {
+        for file in self.shared.lock().cdn.values_mut() {
+            file.valid.clear();
+        }
+    }
+
+    /// CDN downloads served (successful or not), and refresh-urls calls.
+    pub fn cdn_counts(&self) -> (usize, usize) {
+        let st = self.shared.lock();
+        (st.cdn_downloads, st.refreshes)
     }
 
     /// Strip answers and frames to what a minimal third-party emulator sends, fewer fields
@@ -363,6 +425,27 @@ fn serve_http(shared: &Arc<Shared>, stream: TcpStream) {
                 .unwrap_or_default()
         };
         let method_get = request.body.is_empty() && request.target.ends_with("/gateway/bot");
+        if request.target.starts_with("/cdn/") {
+            let (status, body) = cdn_get(
+                &mut shared.lock(),
+                &request.target,
+                !header("authorization").is_empty(),
+            );
+            shared.notify();
+            let head = format!(
+                "HTTP/1.1 {status} X\r\nContent-Type: application/octet-stream\r\nContent-Length: {}\r\n\r\n",
+                body.len()
+            );
+            if writer
+                .write_all(head.as_bytes())
+                .and_then(|()| writer.write_all(&body))
+                .is_err()
+                || !request.keep_alive
+            {
+                return;
+            }
+            continue;
+        }
         let reply = {
             let mut st = shared.lock();
             let auth_ok = header("authorization") == format!("Bot {}", shared.token) && !st.revoked;
@@ -378,6 +461,8 @@ fn serve_http(shared: &Arc<Shared>, stream: TcpStream) {
                 let answer = json!({"url": st.ws_url, "shards": 1, "session_start_limit":
                        {"total": 1000, "remaining": 999, "reset_after": 14_400_000, "max_concurrency": 1}});
                 Reply::json(200, st.shape("gateway/bot", answer, &["url"]))
+            } else if request.target.ends_with("/attachments/refresh-urls") {
+                refresh_urls(&mut st, &request.body)
             } else if let Some(channel) = request
                 .target
                 .split("/channels/")
@@ -421,6 +506,51 @@ impl Reply {
     fn json(status: u16, body: Value) -> Reply {
         Reply(Some((status, Vec::new(), body.to_string())))
     }
+}
+
+/// A CDN GET: the file when its `ex` token is still valid, else Discord's 404 for expired
+/// content. The CDN wants no token; one sent there is a leak, refused with 400.
+fn cdn_get(st: &mut State, target: &str, has_auth: bool) -> (u16, Vec<u8>) {
+    st.cdn_downloads += 1;
+    if has_auth {
+        return (400, b"a bot token was sent to the CDN".to_vec());
+    }
+    let (path, query) = target.split_once('?').unwrap_or((target, ""));
+    let token = query
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("ex="))
+        .unwrap_or("");
+    match st.cdn.get(path) {
+        Some(f) if f.valid.contains(token) => (200, f.bytes.clone()),
+        Some(_) => (404, b"This content is no longer available.".to_vec()),
+        None => (404, b"Not Found".to_vec()),
+    }
+}
+
+/// `POST /attachments/refresh-urls`: a fresh signed URL for each one given.
+fn refresh_urls(st: &mut State, body: &[u8]) -> Reply {
+    st.refreshes += 1;
+    let Ok(req) = serde_json::from_slice::<Value>(body) else {
+        return Reply::json(
+            400,
+            json!({"code": 50109, "message": "The request body contains invalid JSON."}),
+        );
+    };
+    let mut out = Vec::new();
+    for url in req["attachment_urls"].as_array().cloned().unwrap_or_default() {
+        let url = url.as_str().unwrap_or("").to_owned();
+        let (base, _) = url.split_once('?').unwrap_or((&url, ""));
+        let path = base
+            .find("/cdn/")
+            .map(|at| base[at..].to_owned())
+            .unwrap_or_default();
+        let fresh_token = format!("r{}", st.refreshes);
+        if let Some(f) = st.cdn.get_mut(&path) {
+            f.valid.insert(fresh_token.clone());
+        }
+        out.push(json!({"original": url, "refreshed": format!("{base}?ex={fresh_token}")}));
+    }
+    Reply::json(200, json!({"refreshed_urls": out}))
 }
 
 /// Discord's default upload limit per file for bots.

@@ -97,6 +97,9 @@ struct State {
     /// Upload slots by file id: the declared name and length, and the bytes once posted.
     slots: HashMap<String, Slot>,
     uploads: Vec<SlackUpload>,
+    /// Files users shared, by the path of their private URL.
+    private_files: HashMap<String, Vec<u8>>,
+    file_downloads: usize,
     requests: Vec<(String, Value)>,
     faults: HashMap<String, VecDeque<Fault>>,
     /// Answers and frames stripped to what a minimal emulator sends (see
@@ -163,6 +166,8 @@ impl FakeSlack {
                 sent: Vec::new(),
                 slots: HashMap::new(),
                 uploads: Vec::new(),
+                private_files: HashMap::new(),
+                file_downloads: 0,
                 requests: Vec::new(),
                 faults: HashMap::new(),
                 minimal: false,
@@ -198,6 +203,40 @@ impl FakeSlack {
             json!({"type": "message", "channel": channel, "channel_type": channel_type(channel),
             "user": user, "text": text}),
         )
+    }
+
+    /// Queue a `file_share` message with files, each `(name, mimetype, bytes)`, served at
+    /// their `url_private_download` only with the bot token; returns its ids.
+    pub fn push_files(
+        &self,
+        channel: &str,
+        user: &str,
+        text: &str,
+        files: &[(&str, &str, &[u8])],
+    ) -> (String, String) {
+        let mut list = Vec::new();
+        {
+            let mut st = self.lock();
+            for (name, mime, bytes) in files {
+                let id = format!("FU{:04}", st.private_files.len() + 1);
+                let path = format!("/files-pri/T1-{id}/download/{name}");
+                let url = format!("http://{}{path}", self.http_addr);
+                st.private_files.insert(path, bytes.to_vec());
+                list.push(
+                    json!({"id": id, "name": name, "title": name, "mimetype": mime, "size": bytes.len(),
+                                 "url_private": url, "url_private_download": url, "mode": "hosted"}),
+                );
+            }
+        }
+        self.push_event(
+            json!({"type": "message", "subtype": "file_share", "channel": channel,
+            "channel_type": channel_type(channel), "user": user, "text": text, "files": list}),
+        )
+    }
+
+    /// Private file downloads asked for (with or without the token).
+    pub fn file_downloads(&self) -> usize {
+        self.lock().file_downloads
     }
 
     /// Queue an event (`ts` and `event_ts` are filled in when missing); returns its ids.
@@ -422,6 +461,22 @@ fn serve_http(shared: &Arc<Shared>, stream: TcpStream) {
         if shared.stopping() {
             return;
         }
+        if request.target.starts_with("/files-pri/") {
+            let (status, body) = private_file(shared, &request);
+            let head = format!(
+                "HTTP/1.1 {status} X\r\nContent-Type: application/octet-stream\r\nContent-Length: {}\r\n\r\n",
+                body.len()
+            );
+            if writer
+                .write_all(head.as_bytes())
+                .and_then(|()| writer.write_all(&body))
+                .is_err()
+                || !request.keep_alive
+            {
+                return;
+            }
+            continue;
+        }
         let (status, headers, body) = handle_http(shared, &request);
         let reason = match status {
             200 => "OK",
@@ -624,6 +679,25 @@ fn post_upload(
     slot.posted = Some((body.len(), super::multipart::sha256_hex(body)));
     shared.notify();
     (200, Vec::new(), format!("OK - {}", body.len()))
+}
+
+/// A file's private URL: its bytes with the bot token, 403 without (Slack redirects to a
+/// login page; the gateway must not follow that with a token anyway).
+fn private_file(shared: &Shared, request: &super::fake_telegram::Request) -> (u16, Vec<u8>) {
+    let mut st = shared.lock();
+    st.file_downloads += 1;
+    let auth = request
+        .headers
+        .iter()
+        .find(|(k, _)| k == "authorization")
+        .map(|(_, v)| v.clone());
+    if auth.as_deref() != Some(&format!("Bearer {}", st.bot_token)) {
+        return (403, b"not authorized".to_vec());
+    }
+    match st.private_files.get(&request.target) {
+        Some(bytes) => (200, bytes.clone()),
+        None => (404, b"file not found".to_vec()),
+    }
 }
 
 /// `files.completeUploadExternal`: share posted files in a channel as one message.

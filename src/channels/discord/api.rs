@@ -205,6 +205,30 @@ impl RestApi {
         self.call("POST", &path, Some(body), timeout)
     }
 
+    /// A GET of a CDN URL, without the bot token (the CDN's URLs are signed).
+    pub fn cdn_request(&self, url: &str) -> ureq::RequestBuilder<ureq::typestate::WithoutBody> {
+        self.agent.get(url)
+    }
+
+    /// `POST /attachments/refresh-urls`: a fresh signed URL for an expired one.
+    pub fn refresh_url(&self, url: &str, timeout: Duration) -> Result<String, RestError> {
+        let body = serde_json::json!({"attachment_urls": [url]});
+        let (answer, _) = self.call("POST", "/attachments/refresh-urls", Some(&body), timeout);
+        let answer = answer?;
+        answer
+            .get("refreshed_urls")
+            .and_then(|list| list.get(0))
+            .and_then(|entry| entry.get("refreshed"))
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .ok_or_else(|| {
+                RestError::Incomplete(Missing::new(
+                    "POST /attachments/refresh-urls answer",
+                    "refreshed_urls[0].refreshed",
+                ))
+            })
+    }
+
     /// `POST /channels/{channel}/messages` as `multipart/form-data`: `payload` (which lists
     /// the files in `attachments`) as `payload_json`, each file as `files[i]`, streamed.
     pub fn create_message_with_files(

@@ -8,7 +8,9 @@
 //! - [`worker`]: the connector thread.
 
 pub mod api;
+mod fetch;
 pub mod gateway;
+pub mod media;
 pub mod normalize;
 mod outbound;
 mod worker;

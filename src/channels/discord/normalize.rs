@@ -69,7 +69,8 @@ fn message(d: Fields<'_>, bot_id: Option<&str>) -> Result<Normalized, Missing> {
     }
     let channel_id = d.id("channel_id")?;
     let text = d.opt_str("content").unwrap_or_default().to_owned();
-    if text.is_empty() {
+    let attachments = super::media::attachments(d.value(), &channel_id, &id_text);
+    if text.is_empty() && attachments.is_empty() {
         let non_empty = |key: &str| match d.get(key) {
             Some(Value::Array(a)) => !a.is_empty(),
             Some(_) => true,
@@ -126,9 +127,8 @@ fn message(d: Fields<'_>, bot_id: Option<&str>) -> Result<Normalized, Missing> {
     params.insert("ts".into(), json!(ts));
     params.insert("replyTo".into(), json!(reply_to));
     params.insert("edited".into(), json!(false));
-    // The contract's fields are always present; this platform's files are not mapped yet
-    // (Telegram's are: src/channels/telegram/media.rs).
-    params.insert("attachments".into(), json!([]));
+    // Discord has no albums: the files of one message are its attachments.
+    params.insert("attachments".into(), json!(attachments));
     params.insert("mediaGroupId".into(), Value::Null);
     Ok(Normalized::Message {
         id,

@@ -26,6 +26,8 @@ use super::normalize::{Normalized, normalize};
 use super::outbound::{Done, Outbound};
 use crate::channels::calls::Calls;
 use crate::channels::inbox::{HOLD_MAX, Inbox, Seq, Written};
+use crate::channels::media::MediaError;
+use crate::channels::media::cache::CachedFile;
 use crate::channels::status::Refused;
 use crate::channels::{ChannelStatus, ConnectorCommand, ConnectorContext};
 use crate::protocol::{ErrorBody, ErrorCode};
@@ -43,6 +45,11 @@ pub enum CallResult {
     Sent {
         result: Result<Value, RestError>,
         rate: RateInfo,
+    },
+    /// A `channels.fetch` job finished.
+    Fetched {
+        job: u64,
+        result: Result<CachedFile, MediaError>,
     },
 }
 
@@ -127,21 +134,33 @@ impl Worker {
                             self.finish_sends(vec![done]);
                         }
                     }
-                    Ok(ConnectorCommand::Fetch(job)) => self
-                        .ctx
-                        .finish_fetch(job.id, Err(crate::channels::fetch::unknown_attachment("discord"))),
+                    Ok(ConnectorCommand::Fetch(job)) => {
+                        let api = self.api.clone();
+                        crate::channels::fetch::start(
+                            &mut self.calls,
+                            &self.ctx,
+                            "discord",
+                            job,
+                            move |job| super::fetch::fetch(&api, job),
+                            |job, result| CallResult::Fetched { job, result },
+                        );
+                    }
                     Ok(ConnectorCommand::Probe(p)) => p.answer(),
                     Ok(ConnectorCommand::Stop) | Err(_) => break,
                 },
                 recv(events) -> e => if let Ok(e) = e { self.on_gateway(e) },
-                recv(results) -> r => if let Ok((id, CallResult::Sent { result, rate })) = r {
-                    if result.is_ok() {
-                        self.status.outbound += 1;
-                        self.report();
+                recv(results) -> r => match r {
+                    Ok((id, CallResult::Sent { result, rate })) => {
+                        if result.is_ok() {
+                            self.status.outbound += 1;
+                            self.report();
+                        }
+                        if let Some(done) = self.outbound.on_result(id, result, &rate, Instant::now()) {
+                            self.finish_sends(vec![done]);
+                        }
                     }
-                    if let Some(done) = self.outbound.on_result(id, result, &rate, Instant::now()) {
-                        self.finish_sends(vec![done]);
-                    }
+                    Ok((_, CallResult::Fetched { job, result })) => self.ctx.finish_fetch(job, result),
+                    Err(_) => {}
                 },
                 recv(crossbeam_channel::at(wake)) -> _ => {}
             }

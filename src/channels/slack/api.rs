@@ -218,6 +218,13 @@ impl WebApi {
         self.answer(method, sent)
     }
 
+    /// A GET of a file's private URL with the bot token as a Bearer header.
+    pub fn file_request(&self, url: &str, token: &str) -> ureq::RequestBuilder<ureq::typestate::WithoutBody> {
+        self.agent
+            .get(url)
+            .header("authorization", &format!("Bearer {token}"))
+    }
+
     /// Bytes to a pre-signed upload URL Slack handed out (another host: no token goes with
     /// them, and redirects are not followed). A 2xx is success; its body is not JSON.
     pub(super) fn post_bytes(

@@ -8,6 +8,8 @@
 //! - [`worker`]: the connector thread.
 
 pub mod api;
+mod fetch;
+pub mod media;
 pub mod normalize;
 mod outbound;
 mod seen;

@@ -1,7 +1,7 @@
 //! Socket Mode frames and Slack `message` events to the contract's `channel.message` params.
 //!
 //! Required are only the fields needed: an envelope's `envelope_id` (to acknowledge it), and
-//! of a message its `channel`, `user` and `ts` and a non-empty `text`. Everything else is
+//! of a message its `channel`, `user` and `ts` and a non-empty `text` or `files`. Everything else is
 //! optional (`event_id` for deduplication falls back to the envelope id, `channel_type` is
 //! read from the channel id), so a Socket Mode emulator that sends less than Slack documents
 //! still works. What lacks a needed field is [`Frame::Incomplete`] or
@@ -128,9 +128,11 @@ fn message(payload: Fields<'_>, me: &Me) -> Result<Normalized, Missing> {
     };
     let at = |key: &str| format!("{m}.{key}");
     // Checked first: a message the agent would not get anyway is no reason to complain.
-    let Some(text) = payload.opt_str(&at("text")).filter(|t| !t.is_empty()) else {
+    let attachments = payload.get(m).map(super::media::attachments).unwrap_or_default();
+    let text = payload.opt_str(&at("text")).unwrap_or("");
+    if text.is_empty() && attachments.is_empty() {
         return Ok(Normalized::Skip("no text"));
-    };
+    }
     let bot_id = payload.opt_str(&at("bot_id"));
     let user = match payload.str(&at("user")) {
         Ok(user) => user.to_owned(),
@@ -168,9 +170,8 @@ fn message(payload: Fields<'_>, me: &Me) -> Result<Normalized, Missing> {
     params.insert("ts".into(), json!(ts_to_ms(at_ts)));
     params.insert("replyTo".into(), Value::Null);
     params.insert("edited".into(), json!(edited));
-    // The contract's fields are always present; this platform's files are not mapped yet
-    // (Telegram's are: src/channels/telegram/media.rs).
-    params.insert("attachments".into(), json!([]));
+    // The files of one message are its attachments; Slack has no albums beyond that.
+    params.insert("attachments".into(), json!(attachments));
     params.insert("mediaGroupId".into(), Value::Null);
     Ok(Normalized::Message {
         sender_id: user,

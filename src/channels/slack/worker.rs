@@ -35,6 +35,8 @@ use crate::backoff::Backoff;
 use crate::channels::calls::{CallId, Calls};
 use crate::channels::fields::Missing;
 use crate::channels::inbox::{HOLD_MAX, Inbox, Seq};
+use crate::channels::media::MediaError;
+use crate::channels::media::cache::CachedFile;
 use crate::channels::status::Refused;
 use crate::channels::{ChannelStatus, ConnectorCommand, ConnectorContext};
 use crate::protocol::{ErrorBody, ErrorCode};
@@ -61,6 +63,11 @@ pub enum CallResult {
     Auth(Result<Identity, ApiError>),
     Opened(Result<Box<Ws>, OpenError>),
     Sent(Result<Value, ApiError>),
+    /// A `channels.fetch` job finished.
+    Fetched {
+        job: u64,
+        result: Result<CachedFile, MediaError>,
+    },
 }
 
 /// Why a socket could not be opened.
@@ -203,8 +210,15 @@ impl Worker {
                 true
             }
             ConnectorCommand::Fetch(job) => {
-                let e = crate::channels::fetch::unknown_attachment("slack");
-                self.ctx.finish_fetch(job.id, Err(e));
+                let (api, token) = (self.api.clone(), self.settings.bot_token.clone());
+                crate::channels::fetch::start(
+                    &mut self.calls,
+                    &self.ctx,
+                    "slack",
+                    job,
+                    move |job| super::fetch::fetch(&api, &token, job),
+                    |job, result| CallResult::Fetched { job, result },
+                );
                 true
             }
             ConnectorCommand::Probe(p) => {
@@ -285,6 +299,9 @@ impl Worker {
 
     fn on_result(&mut self, id: CallId, result: CallResult) {
         let now = Instant::now();
+        if let CallResult::Fetched { job, result } = result {
+            return self.ctx.finish_fetch(job, result);
+        }
         if let CallResult::Sent(r) = result {
             if r.is_ok() {
                 self.status.outbound += 1;
@@ -334,7 +351,7 @@ impl Worker {
             CallResult::Opened(Err(OpenError::Socket(e))) => {
                 self.fail("Socket Mode connect", "appToken", ApiError::Network(e), now)
             }
-            CallResult::Sent(_) => unreachable!("handled above"),
+            CallResult::Sent(_) | CallResult::Fetched { .. } => unreachable!("handled above"),
         }
     }
 

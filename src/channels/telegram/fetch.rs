@@ -9,7 +9,6 @@ use super::media::file_id;
 use crate::channels::fetch::{self, FetchJob, Source};
 use crate::channels::media::MediaError;
 use crate::channels::media::cache::CachedFile;
-use crate::channels::media::mime;
 
 /// Timeout of `getFile`.
 const GET_FILE_TIMEOUT: Duration = Duration::from_secs(15);
@@ -22,19 +21,7 @@ pub fn fetch(api: &BotApi, job: &FetchJob) -> Result<CachedFile, MediaError> {
         .map_err(|e| get_file_error(&e))?;
     // Telegram's paths look like `photos/file_12.jpg`: the last part is the best name there
     // is (the original name of a document is in the attachment's `name` already).
-    let name = info
-        .file_path
-        .rsplit('/')
-        .next()
-        .filter(|n| !n.is_empty())
-        .map(str::to_owned);
-    let mime = name.as_deref().and_then(mime::from_name).map(str::to_owned);
-    let source = Source {
-        request: api.file_request(&info.file_path),
-        name,
-        mime,
-        size: info.file_size,
-    };
+    let source = Source::named(api.file_request(&info.file_path), &info.file_path, info.file_size);
     fetch::download(job, source)
 }
 

@@ -246,8 +246,7 @@ impl Worker {
         wake.max(now)
     }
 
-    /// Run a fetch on its own call thread: downloads are not paced like sends (Telegram's
-    /// flood limits are about messages), and a slow one must not hold up anything else.
+    /// Run a fetch on its own call thread (Telegram's flood limits are about messages).
     fn start_fetch(&mut self, job: FetchJob) {
         if self.phase == Phase::Unauthorized {
             let e = MediaError::Unavailable(
@@ -256,15 +255,14 @@ impl Worker {
             return self.ctx.finish_fetch(job.id, Err(e));
         }
         let api = self.api.clone();
-        let id = job.id;
-        let started = self.calls.start(move || CallResult::Fetched {
-            job: job.id,
-            result: super::fetch::fetch(&api, &job),
-        });
-        if let Err(e) = started {
-            let e = MediaError::Unavailable(format!("telegram: cannot start the download: {e}; try again"));
-            self.ctx.finish_fetch(id, Err(e));
-        }
+        crate::channels::fetch::start(
+            &mut self.calls,
+            &self.ctx,
+            "telegram",
+            job,
+            move |job| super::fetch::fetch(&api, job),
+            |job, result| CallResult::Fetched { job, result },
+        );
     }
 
     fn on_result(&mut self, id: CallId, result: CallResult) {
