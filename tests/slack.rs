@@ -417,6 +417,22 @@ fn files_go_as_one_upload_shared_with_the_text_as_comment() {
     assert_eq!(r["result"]["messageIds"].as_array().map(Vec::len), Some(1), "{r}");
     assert_eq!(fake.uploads().len(), 2);
     assert_eq!(fake.uploads()[1].initial_comment, None);
+
+    // Over Slack's 1 GB: refused before anything is asked of Slack (a sparse file).
+    let big = outbox.join("huge.bin");
+    std::fs::File::create(&big)
+        .unwrap()
+        .set_len(1024 * 1024 * 1024 + 1)
+        .unwrap();
+    let before = fake.request_count("files.getUploadURLExternal");
+    let r = support::telegram::call(
+        &mut agent,
+        "up3",
+        "channels.send",
+        json!({"channel": "slack", "to": "C1", "text": "x", "attachments": [{"path": big}]}),
+    );
+    assert_eq!(r["error"]["code"], "PAYLOAD_TOO_LARGE", "{r}");
+    assert_eq!(fake.request_count("files.getUploadURLExternal"), before);
 }
 
 #[test]

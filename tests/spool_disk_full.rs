@@ -1,8 +1,10 @@
-//! A full disk under the spool, with all three connectors: nothing is lost once space
+//! A full disk under the state dir. Under the spool, with all three connectors: nothing is lost once space
 //! returns (Telegram leaves the updates unconfirmed; Discord and Slack, which will not send
 //! a received message again, hold it in memory), the trouble is logged once rather than
 //! every second, the retries slow down, `lastError` says it plainly, and the recovery is
-//! logged. Needs root to mount a small tmpfs as the state dir (CI runs as root).
+//! logged. During a download: the fetch fails retryably, naming the folder, and leaves no
+//! partial file, while the spool and the gateway go on. Needs root to mount a small tmpfs
+//! as the state dir (CI runs as root).
 
 mod support;
 
@@ -182,4 +184,53 @@ fn a_full_disk_under_the_spool_loses_nothing_and_is_logged_once() {
         );
     }
     gw.stop_ok();
+}
+
+#[test]
+fn a_disk_that_fills_during_a_download_fails_the_fetch_and_harms_nothing_else() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("SKIPPED: needs root to mount a tmpfs as the state dir (CI runs as root)");
+        return;
+    }
+    let _w = Watchdog::new("disk full download", Duration::from_secs(60));
+    let telegram = FakeTelegram::start(support::telegram::TOKEN);
+    let home = Home::new(&support::telegram::config(&telegram, json!({})));
+    let _disk = Tmpfs::mount(&home.state_dir(), "2m");
+    let gw = Gateway::start(&home);
+    let mut agent = support::telegram::polling_agent(&gw, &telegram);
+    // A 3 MiB document cannot fit on a 2 MiB disk.
+    let big: Vec<u8> = (0..3 * 1024 * 1024u32).map(|i| (i % 251) as u8).collect();
+    telegram.add_file("big-1", "big.bin", big);
+    telegram.push_update(
+        "message",
+        json!({"message_id": 1, "date": 1_700_000_000, "chat": {"id": 100, "type": "private"},
+               "from": {"id": 42, "is_bot": false, "first_name": "A"},
+               "document": {"file_id": "big-1", "file_unique_id": "u1", "file_name": "big.bin",
+                            "file_size": 3 * 1024 * 1024}}),
+    );
+    let m = support::telegram::next_message(&mut agent, S10);
+    let attachment = m["attachments"][0]["id"].clone();
+    let r = support::telegram::call(
+        &mut agent,
+        "f",
+        "channels.fetch",
+        json!({"channel": "telegram", "attachment": attachment}),
+    );
+    assert_eq!(r["error"]["code"], "UNAVAILABLE", "{r}");
+    assert_eq!(r["error"]["retryable"], true, "{r}");
+    let text = r["error"]["message"].as_str().unwrap();
+    assert!(text.contains("media"), "names the folder: {text}");
+    // Nothing half-written stays behind, and the spool still takes messages.
+    let leftovers: Vec<_> = fs::read_dir(home.state_dir().join("media"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .filter(|n| !n.to_string_lossy().ends_with(".json"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    telegram.push_message(100, 42, "still here");
+    let m = support::telegram::next_message(&mut agent, S10);
+    assert_eq!(m["text"], "still here");
+    let ping = gw.operator().request("p", "gateway.ping", json!({}));
+    assert!(ping["result"]["ts"].is_u64(), "the gateway answers: {ping}");
 }
