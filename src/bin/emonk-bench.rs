@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! cargo run --release --bin emonk-bench -- all [--runs N] [--quick]
-//! cargo run --release --bin emonk-bench -- rtt|fanout|idle|clients|startup|stop|telegram|size
+//! cargo run --release --bin emonk-bench -- rtt|fanout|idle|clients|startup|stop|telegram|media|size
 //! ```
 //!
 //! Goals are checked here, never by timed tests in CI. Each figure lives in its own module
@@ -31,6 +31,8 @@ mod fanout;
 mod latency;
 #[path = "emonk_bench/lifecycle.rs"]
 mod lifecycle;
+#[path = "emonk_bench/media.rs"]
+mod media;
 #[path = "emonk_bench/memory.rs"]
 mod memory;
 #[path = "../../tests/support/multipart.rs"]
@@ -53,11 +55,11 @@ use std::time::Duration;
 use report::Report;
 
 const FIGURES: &[&str] = &[
-    "rtt", "fanout", "idle", "clients", "startup", "stop", "telegram", "size",
+    "rtt", "fanout", "idle", "clients", "startup", "stop", "telegram", "media", "size",
 ];
 
 const USAGE: &str =
-    "usage: emonk-bench all|rtt|fanout|idle|clients|startup|stop|telegram|size... [--runs N] [--quick]
+    "usage: emonk-bench all|rtt|fanout|idle|clients|startup|stop|telegram|media|size... [--runs N] [--quick]
   Starts target/release/emonkd (built first if needed) and prints one table of figures.
   --runs N   runs per figure, the median is reported (default 5)
   --quick    short windows and small workloads: a smoke test of the harness
@@ -131,6 +133,7 @@ fn main() -> ExitCode {
             "startup" => lifecycle::startup(&ctx, &mut report),
             "stop" => lifecycle::stop(&ctx, &mut report),
             "telegram" => telegram::run(&ctx, &mut report),
+            "media" => media::run(&ctx, &mut report),
             "size" => lifecycle::size(&ctx, &mut report),
             _ => unreachable!("checked above"),
         }

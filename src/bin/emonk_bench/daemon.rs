@@ -131,6 +131,11 @@ impl Daemon {
         Ok(daemon)
     }
 
+    /// The gateway's state dir.
+    pub fn state_dir(&self) -> std::path::PathBuf {
+        self._home.path().join("state")
+    }
+
     /// Wait for a log line containing `needle`; lines before it are discarded (and echoed
     /// when they are warnings or errors, so a failing run says why).
     pub fn wait_line(&self, needle: &str, timeout: Duration) -> Option<(Instant, String)> {

@@ -10,6 +10,8 @@ pub enum Unit {
     Bytes,
     Count,
     Ratio,
+    /// Megabytes (10^6 bytes) per second.
+    MegabytesPerSec,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -135,6 +137,7 @@ pub fn fmt(v: f64, unit: Unit) -> String {
         Unit::Bytes => format!("{:.0} kB", v / 1e3),
         Unit::Count => format!("{v:.0}"),
         Unit::Ratio => format!("{v:.2}×"),
+        Unit::MegabytesPerSec => format!("{v:.0} MB/s"),
     }
 }
 
