@@ -23,6 +23,7 @@ pub mod split;
 pub mod spool_trouble;
 pub mod status;
 pub mod telegram;
+pub mod typing;
 
 use crossbeam_channel::{Receiver, Sender};
 use serde::{Deserialize, Serialize};
@@ -122,7 +123,8 @@ pub enum ConnectorEvent {
     Status(ChannelStatus),
     /// These entries were appended to the spool (durably) and may be delivered.
     Inbound(Vec<Entry>),
-    /// A send finished: the `channels.send` result (`{"channel","to","messageIds"}`) or error.
+    /// A send finished: the `channels.send` result (`{"channel","to","messageIds"}`) or error;
+    /// also the answer to a `channels.typing` (`{"shown":bool}`).
     SendDone {
         id: u64,
         result: Result<Value, ErrorBody>,
@@ -142,6 +144,9 @@ pub enum ConnectorCommand {
     /// Download an attachment into the media cache; answer with
     /// [`ConnectorEvent::FetchDone`] carrying the same id.
     Fetch(FetchJob),
+    /// Show a typing indicator and keep it up; answer with [`ConnectorEvent::SendDone`]
+    /// carrying `{"shown":bool}` once the platform took (or refused) the first one.
+    Typing(typing::TypingJob),
     /// Stop: abandon what is in flight within the shutdown budget and return.
     Stop,
     /// A liveness probe: answer it from the connector's own loop (see

@@ -27,6 +27,7 @@ pub const METHODS: &[&str] = &[
     "channels.status",
     "channels.send",
     "channels.fetch",
+    "channels.typing",
     "events.subscribe",
     "events.ack",
     "agent.*",

@@ -262,6 +262,13 @@ impl Router {
             }
             return;
         }
+        if method == "channels.typing" {
+            match methods::params(&method, params.as_deref()) {
+                Ok(request) => self.channels_typing(conn, request_id, request),
+                Err(e) => self.reply(conn, &request_id, Err(e)),
+            }
+            return;
+        }
         if method == "channels.fetch" {
             match methods::params(&method, params.as_deref()) {
                 Ok(p) => self.channels_fetch(conn, request_id, p),

@@ -10,6 +10,7 @@ use serde_json::Value;
 use super::Router;
 use crate::bus::ConnId;
 use crate::channels::media::outgoing;
+use crate::channels::typing::{TypingJob, TypingRequest};
 use crate::channels::{ConnectorCommand, SendJob, SendRequest};
 use crate::protocol::{ErrorBody, ErrorCode, frames};
 
@@ -109,6 +110,28 @@ impl Router {
             );
         }
         self.sends.begin(id, key, (conn, request_id));
+    }
+
+    /// Hand a `channels.typing` to its connector; the answer comes back like a send's.
+    pub(super) fn channels_typing(&mut self, conn: ConnId, request_id: String, request: TypingRequest) {
+        let ttl = match request.ttl() {
+            Ok(ttl) => ttl,
+            Err(e) => {
+                let body = ErrorBody::new(ErrorCode::InvalidRequest, e);
+                return self.out.send_frame(conn, reply_frame(&request_id, &Err(body)));
+            }
+        };
+        let Some(slot) = self.connectors.get(request.channel.as_str()) else {
+            let body = super::channel_not_enabled(&request.channel);
+            return self.out.send_frame(conn, reply_frame(&request_id, &Err(body)));
+        };
+        let id = self.sends.next_id();
+        let job = TypingJob { id, request, ttl };
+        if slot.commands.send(ConnectorCommand::Typing(job)).is_err() {
+            let body = ErrorBody::retryable(ErrorCode::Unavailable, "the connector has stopped", None);
+            return self.out.send_frame(conn, reply_frame(&request_id, &Err(body)));
+        }
+        self.sends.begin(id, None, (conn, request_id));
     }
 
     /// A connector finished a send: answer every waiting caller, remember it by key.

@@ -119,6 +119,8 @@ struct State {
     cdn: HashMap<String, CdnFile>,
     cdn_downloads: usize,
     refreshes: usize,
+    /// Typing triggers: channel, when.
+    typing: Vec<(String, Instant)>,
     revoked: bool,
     /// Answers and frames stripped to what a minimal emulator sends (see
     /// [`FakeDiscord::minimal_answers`]).
@@ -247,6 +249,11 @@ impl FakeDiscord {
             content,
             json!({"attachments": attachments}),
         )
+    }
+
+    /// Typing triggers received: (channel, when).
+    pub fn typing(&self) -> Vec<(String, Instant)> {
+        self.shared.lock().typing.clone()
     }
 
     /// Expire every CDN URL handed out so far (a refresh gives working ones).
@@ -461,6 +468,18 @@ fn serve_http(shared: &Arc<Shared>, stream: TcpStream) {
                 let answer = json!({"url": st.ws_url, "shards": 1, "session_start_limit":
                        {"total": 1000, "remaining": 999, "reset_after": 14_400_000, "max_concurrency": 1}});
                 Reply::json(200, st.shape("gateway/bot", answer, &["url"]))
+            } else if let Some(channel) = request
+                .target
+                .split("/channels/")
+                .nth(1)
+                .and_then(|rest| rest.strip_suffix("/typing"))
+            {
+                if st.channels.contains(channel) {
+                    st.typing.push((channel.to_owned(), Instant::now()));
+                    Reply(Some((204, Vec::new(), String::new())))
+                } else {
+                    Reply::json(404, json!({"code": 10003, "message": "Unknown Channel"}))
+                }
             } else if request.target.ends_with("/attachments/refresh-urls") {
                 refresh_urls(&mut st, &request.body)
             } else if let Some(channel) = request

@@ -127,6 +127,8 @@ struct State {
     chats: HashMap<i64, Chat>,
     sent: Vec<Value>,
     uploads: Vec<Upload>,
+    /// sendChatAction calls accepted: chat, action, when.
+    chat_actions: Vec<(i64, String, Instant)>,
     requests: Vec<(String, Value)>,
     faults: HashMap<String, VecDeque<Fault>>,
     /// Faults applied to every request of a method once the scripted ones are used up.
@@ -220,6 +222,7 @@ impl FakeTelegram {
                 chats: HashMap::new(),
                 sent: Vec::new(),
                 uploads: Vec::new(),
+                chat_actions: Vec::new(),
                 requests: Vec::new(),
                 faults: HashMap::new(),
                 persistent: HashMap::new(),
@@ -324,6 +327,11 @@ impl FakeTelegram {
     pub fn add_chat(&self, chat_id: i64, chat_type: &str, username: Option<&str>) {
         let mut st = self.shared.lock();
         st.chat_entry(chat_id, chat_type).username = username.map(str::to_owned);
+    }
+
+    /// Every sendChatAction accepted: (chat, action, when), in order.
+    pub fn chat_actions(&self) -> Vec<(i64, String, Instant)> {
+        self.shared.lock().chat_actions.clone()
     }
 
     /// Every media message accepted (sendPhoto, sendMediaGroup, ...), in order.
@@ -816,6 +824,7 @@ fn canonical_method(method: &str) -> Option<&'static str> {
         "getWebhookInfo",
         "getFile",
         "sendMediaGroup",
+        "sendChatAction",
     ]
     .into_iter()
     .chain(MEDIA_METHODS.iter().map(|(m, _)| *m))
@@ -911,6 +920,7 @@ fn handle(shared: &Shared, request: &Request) -> Reply {
             return shape(&shared.lock(), method, reply);
         }
         "sendMessage" => send_message(&mut shared.lock(), &params, bot_user(&shared.token)),
+        "sendChatAction" => send_chat_action(&mut shared.lock(), &params),
         "sendMediaGroup" => send_media_group(&mut shared.lock(), &params, &files, bot_user(&shared.token)),
         m if MEDIA_METHODS.iter().any(|(name, _)| *name == m) => {
             send_media(&mut shared.lock(), m, &params, &files, bot_user(&shared.token))
@@ -1228,6 +1238,30 @@ fn send_message(st: &mut State, params: &Map<String, Value>, bot: Value) -> Resu
     let message = new_message(st, &to, &bot, json!({"text": text}));
     st.sent.push(Value::Object(params.clone()));
     Ok(message)
+}
+
+/// sendChatAction: a known chat and one of Telegram's actions.
+fn send_chat_action(st: &mut State, params: &Map<String, Value>) -> Result<Value, Reply> {
+    const ACTIONS: &[&str] = &[
+        "typing",
+        "upload_photo",
+        "record_video",
+        "upload_video",
+        "record_voice",
+        "upload_voice",
+        "upload_document",
+        "choose_sticker",
+        "find_location",
+        "record_video_note",
+        "upload_video_note",
+    ];
+    let to = target(st, params)?;
+    let action = str_param(params, "action").unwrap_or_default();
+    if !ACTIONS.contains(&action.as_str()) {
+        return Err(error(400, "Bad Request: wrong parameter action in request"));
+    }
+    st.chat_actions.push((to.chat_id, action, Instant::now()));
+    Ok(json!(true))
 }
 
 /// The caption param, checked against Telegram's limit.

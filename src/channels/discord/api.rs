@@ -205,6 +205,13 @@ impl RestApi {
         self.call("POST", &path, Some(body), timeout)
     }
 
+    /// `POST /channels/{channel}/typing`: the bot is typing there for about 10 s (answered
+    /// 204, no body).
+    pub fn trigger_typing(&self, channel: &str, timeout: Duration) -> Result<(), RestError> {
+        let path = format!("/channels/{channel}/typing");
+        self.call("POST", &path, None, timeout).0.map(|_| ())
+    }
+
     /// A GET of a CDN URL, without the bot token (the CDN's URLs are signed).
     pub fn cdn_request(&self, url: &str) -> ureq::RequestBuilder<ureq::typestate::WithoutBody> {
         self.agent.get(url)
@@ -381,6 +388,10 @@ pub fn parse_answer(
     retry_header: Option<Duration>,
 ) -> Result<Value, RestError> {
     let json = serde_json::from_slice::<Value>(body).ok();
+    if status == 204 {
+        // No Content: what Discord answers an action with nothing to say (typing).
+        return Ok(Value::Null);
+    }
     if (200..300).contains(&status) {
         return match json {
             Some(v @ Value::Object(_)) => Ok(v),

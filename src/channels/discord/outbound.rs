@@ -82,7 +82,7 @@ impl Job {
     }
 }
 
-fn snowflake(value: &str, what: &str) -> Result<String, ErrorBody> {
+pub(super) fn snowflake(value: &str, what: &str) -> Result<String, ErrorBody> {
     if !value.is_empty() && value.len() <= 20 && value.bytes().all(|b| b.is_ascii_digit()) {
         Ok(value.to_owned())
     } else {

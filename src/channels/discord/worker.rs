@@ -23,12 +23,13 @@ use serde_json::Value;
 use super::api::{RateInfo, RestApi, RestError};
 use super::gateway::{GatewayHandle, GwEvent};
 use super::normalize::{Normalized, normalize};
-use super::outbound::{Done, Outbound};
+use super::outbound::{Done, Outbound, snowflake};
 use crate::channels::calls::Calls;
 use crate::channels::inbox::{HOLD_MAX, Inbox, Seq, Written};
 use crate::channels::media::MediaError;
 use crate::channels::media::cache::CachedFile;
 use crate::channels::status::Refused;
+use crate::channels::typing::{self, Keepalive, TypingJob};
 use crate::channels::{ChannelStatus, ConnectorCommand, ConnectorContext};
 use crate::protocol::{ErrorBody, ErrorCode};
 use crate::spool::Spool;
@@ -37,6 +38,10 @@ use crate::spool::Spool;
 pub const CONTENT_HINT: &str = "messages arrive with empty content: enable the Message Content intent (MESSAGE_CONTENT) for this bot in the Discord Developer Portal (Bot > Privileged Gateway Intents)";
 /// How long a stop waits for the gateway thread and calls in flight.
 const STOP_GRACE: Duration = Duration::from_millis(1200);
+/// Discord's typing lasts about 10 s: it is triggered again a little before.
+const TYPING_EVERY: Duration = Duration::from_secs(8);
+/// Timeout of a typing trigger.
+const TYPING_CALL: Duration = Duration::from_secs(10);
 /// Timers never sleep longer than this.
 const MAX_SLEEP: Duration = Duration::from_secs(60);
 
@@ -50,6 +55,12 @@ pub enum CallResult {
     Fetched {
         job: u64,
         result: Result<CachedFile, MediaError>,
+    },
+    /// A typing trigger answered: a `channels.typing` job's first (`job`), or a renewal.
+    Typing {
+        job: Option<u64>,
+        key: String,
+        result: Result<(), RestError>,
     },
 }
 
@@ -67,6 +78,8 @@ pub struct Worker {
     refused: Refused,
     calls: Calls<CallResult>,
     outbound: Outbound,
+    /// Channels whose typing indicator is kept up.
+    typing: Keepalive,
     /// Kept so the event channel never disconnects (a disconnected receiver would make the
     /// select below spin after the gateway thread ended).
     gw_tx: Sender<GwEvent>,
@@ -95,6 +108,7 @@ impl Worker {
             refused: Refused::new("discord", module_path!()),
             calls: Calls::new("emonk-discord-http"),
             outbound: Outbound::default(),
+            typing: Keepalive::new(TYPING_EVERY),
             gw_tx,
             gw_rx,
         }
@@ -119,15 +133,25 @@ impl Worker {
             self.finish_sends(failed);
             let held = self.inbox.retry(now);
             self.written(held);
-            let wake = [self.outbound.next_wake(), self.inbox.retry_at()]
-                .into_iter()
-                .flatten()
-                .min()
-                .unwrap_or(now + MAX_SLEEP)
-                .max(now);
+            for renewal in self.typing.due(now) {
+                self.trigger_typing(None, renewal.key);
+            }
+            let wake = [
+                self.outbound.next_wake(),
+                self.inbox.retry_at(),
+                self.typing.next_wake(),
+            ]
+            .into_iter()
+            .flatten()
+            .min()
+            .unwrap_or(now + MAX_SLEEP)
+            .max(now);
             select! {
                 recv(commands) -> cmd => match cmd {
+                    Ok(ConnectorCommand::Typing(job)) => self.start_typing(job),
                     Ok(ConnectorCommand::Send(job)) => {
+                        // A message ends the indicator on Discord's side too.
+                        self.typing.stop(job.request.thread_id.as_ref().unwrap_or(&job.request.to));
                         if self.unauthorized {
                             self.finish_sends(vec![(job.id, Err(unauthorized_body()))]);
                         } else if let Err(done) = self.outbound.enqueue(job, Instant::now()) {
@@ -160,6 +184,10 @@ impl Worker {
                         }
                     }
                     Ok((_, CallResult::Fetched { job, result })) => self.ctx.finish_fetch(job, result),
+                    Ok((_, CallResult::Typing { job, key, result })) => {
+                        let result = result.map_err(|e| e.to_error_body());
+                        typing::on_result(&mut self.typing, &self.ctx, "discord", job, &key, result);
+                    }
                     Err(_) => {}
                 },
                 recv(crossbeam_channel::at(wake)) -> _ => {}
@@ -280,6 +308,42 @@ impl Worker {
     fn written(&mut self, written: Written) {
         let calm = self.content_warned.then(|| CONTENT_HINT.to_owned());
         written.report(&mut self.status, &self.ctx, calm);
+    }
+
+    /// `channels.typing`: show the indicator in the channel (or the thread, which is a
+    /// channel) now and keep it up (see `channels::typing`).
+    fn start_typing(&mut self, job: TypingJob) {
+        if self.unauthorized {
+            return self.finish_sends(vec![(job.id, Err(unauthorized_body()))]);
+        }
+        let r = &job.request;
+        let route = r.thread_id.as_deref().unwrap_or(&r.to);
+        let what = if r.thread_id.is_some() { "threadId" } else { "to" };
+        let route = match snowflake(route, what) {
+            Ok(route) => route,
+            Err(e) => return self.finish_sends(vec![(job.id, Err(e))]),
+        };
+        self.typing
+            .start(route.clone(), r.action, None, job.ttl, Instant::now());
+        self.trigger_typing(Some(job.id), route);
+    }
+
+    fn trigger_typing(&mut self, job: Option<u64>, route: String) {
+        let api = self.api.clone();
+        let key = route.clone();
+        let started = self.calls.start(move || CallResult::Typing {
+            job,
+            result: api.trigger_typing(&route, TYPING_CALL),
+            key: route,
+        });
+        if let Err(e) = started {
+            let body = ErrorBody::retryable(
+                ErrorCode::Unavailable,
+                format!("cannot start the call: {e}"),
+                None,
+            );
+            typing::on_result(&mut self.typing, &self.ctx, "discord", job, &key, Err(body));
+        }
     }
 
     fn finish_sends(&mut self, done: Vec<Done>) {

@@ -221,6 +221,11 @@ impl Worker {
                 );
                 true
             }
+            ConnectorCommand::Typing(job) => {
+                // Slack has no typing indicator for bots (only the legacy RTM API had one).
+                self.finish_sends(vec![(job.id, Ok(json!({"shown": false})))]);
+                true
+            }
             ConnectorCommand::Probe(p) => {
                 p.answer();
                 true

@@ -420,6 +420,20 @@ impl BotApi {
         self.answer(method, sent)
     }
 
+    /// `sendChatAction`: show `action` ("typing", ...) in a chat for about 5 s.
+    pub fn send_chat_action(
+        &self,
+        chat_id: &str,
+        action: &str,
+        thread: Option<i64>,
+        timeout: Duration,
+    ) -> Result<(), ApiError> {
+        let mut params = destination(chat_id, None, thread, None);
+        params.insert("action".into(), json!(action));
+        self.call("sendChatAction", &Value::Object(params), timeout)
+            .map(|_| ())
+    }
+
     /// `getFile`: where to download the file behind `file_id`.
     pub fn get_file(&self, file_id: &str, timeout: Duration) -> Result<FileInfo, ApiError> {
         let result = self.call("getFile", &json!({"file_id": file_id}), timeout)?;

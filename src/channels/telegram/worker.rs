@@ -30,6 +30,7 @@ use crate::channels::media::MediaError;
 use crate::channels::media::cache::CachedFile;
 use crate::channels::spool_trouble::SpoolTrouble;
 use crate::channels::status::Refused;
+use crate::channels::typing::{self, Keepalive, TypingJob};
 use crate::channels::{ChannelStatus, ConnectorCommand, ConnectorContext, ConnectorEvent};
 use crate::protocol::{ErrorBody, ErrorCode};
 use crate::spool::{Entry, Spool, SpoolError};
@@ -49,6 +50,8 @@ const SHORT_CALL: Duration = Duration::from_secs(10);
 const EARLY_EMPTY_PAUSE: Duration = Duration::from_millis(500);
 /// Another process polls the same token: wait at least this long between attempts.
 const CONFLICT_MIN_WAIT: Duration = Duration::from_secs(5);
+/// A `sendChatAction` lasts about 5 s: it is repeated a little before.
+const TYPING_EVERY: Duration = Duration::from_secs(4);
 /// How long a stop waits for the final offset confirmation and calls in flight.
 const STOP_GRACE: Duration = Duration::from_millis(1500);
 /// Timers never sleep longer than this (a safety net, not a poll).
@@ -71,6 +74,12 @@ pub enum CallResult {
     Fetched {
         job: u64,
         result: Result<CachedFile, MediaError>,
+    },
+    /// A `sendChatAction` answered: a `channels.typing` job's first (`job`), or a renewal.
+    Typing {
+        job: Option<u64>,
+        key: String,
+        result: Result<(), ApiError>,
     },
 }
 
@@ -112,6 +121,8 @@ pub struct Worker {
     spool_trouble: SpoolTrouble,
     calls: Calls<CallResult>,
     outbound: Outbound,
+    /// Chats whose typing indicator is kept up.
+    typing: Keepalive,
 }
 
 impl Worker {
@@ -141,6 +152,7 @@ impl Worker {
             spool_trouble: SpoolTrouble::new("telegram"),
             calls: Calls::new("emonk-telegram-http"),
             outbound: Outbound::default(),
+            typing: Keepalive::new(TYPING_EVERY),
         }
     }
 
@@ -155,11 +167,14 @@ impl Worker {
             select! {
                 recv(commands) -> cmd => match cmd {
                     Ok(ConnectorCommand::Send(job)) => {
+                        // A message ends the indicator on Telegram's side too.
+                        self.typing.stop(&job.request.to);
                         if let Err(done) = self.outbound.enqueue(job, Instant::now()) {
                             self.finish_sends(vec![done]);
                         }
                     }
                     Ok(ConnectorCommand::Fetch(job)) => self.start_fetch(job),
+                    Ok(ConnectorCommand::Typing(job)) => self.start_typing(job),
                     Ok(ConnectorCommand::Probe(p)) => p.answer(),
                     Ok(ConnectorCommand::Stop) | Err(_) => break,
                 },
@@ -200,6 +215,62 @@ impl Worker {
         }
         let failed = self.outbound.drive(now, &mut self.calls, &self.api);
         self.finish_sends(failed);
+        for renewal in self.typing.due(now) {
+            let thread = renewal.thread.as_deref().and_then(|t| t.parse().ok());
+            self.chat_action(None, renewal.key, renewal.action.as_str(), thread);
+        }
+    }
+
+    /// `channels.typing`: show the indicator now and keep it up (see `channels::typing`).
+    fn start_typing(&mut self, job: TypingJob) {
+        if self.phase == Phase::Unauthorized {
+            let body = ErrorBody::new(
+                ErrorCode::Unavailable,
+                "telegram: the bot token was refused; fix channels.telegram.botToken",
+            );
+            return self.finish_sends(vec![(job.id, Err(body))]);
+        }
+        let r = job.request;
+        let thread = match r.thread_id.as_deref().map(str::parse::<i64>) {
+            None => None,
+            Some(Ok(t)) => Some(t),
+            Some(Err(_)) => {
+                let body = ErrorBody::new(
+                    ErrorCode::InvalidRequest,
+                    format!(
+                        "threadId {:?} is not a Telegram id (an integer)",
+                        r.thread_id.unwrap_or_default()
+                    ),
+                );
+                return self.finish_sends(vec![(job.id, Err(body))]);
+            }
+        };
+        self.typing.start(
+            r.to.clone(),
+            r.action,
+            r.thread_id.clone(),
+            job.ttl,
+            Instant::now(),
+        );
+        self.chat_action(Some(job.id), r.to, r.action.as_str(), thread);
+    }
+
+    fn chat_action(&mut self, job: Option<u64>, key: String, action: &'static str, thread: Option<i64>) {
+        let api = self.api.clone();
+        let chat = key.clone();
+        let started = self.calls.start(move || CallResult::Typing {
+            job,
+            result: api.send_chat_action(&chat, action, thread, SHORT_CALL),
+            key: chat,
+        });
+        if let Err(e) = started {
+            let body = ErrorBody::retryable(
+                ErrorCode::Unavailable,
+                format!("cannot start the call: {e}"),
+                None,
+            );
+            typing::on_result(&mut self.typing, &self.ctx, "telegram", job, &key, Err(body));
+        }
     }
 
     fn start_inbound_call(&mut self, now: Instant) {
@@ -240,7 +311,10 @@ impl Worker {
             None if self.phase != Phase::Unauthorized => wake = wake.min(self.not_before),
             _ => {}
         }
-        if let Some(w) = self.outbound.next_wake() {
+        for w in [self.outbound.next_wake(), self.typing.next_wake()]
+            .into_iter()
+            .flatten()
+        {
             wake = wake.min(w);
         }
         wake.max(now)
@@ -269,6 +343,10 @@ impl Worker {
         let now = Instant::now();
         if let CallResult::Fetched { job, result } = result {
             return self.ctx.finish_fetch(job, result);
+        }
+        if let CallResult::Typing { job, key, result } = result {
+            let result = result.map_err(|e| e.to_error_body());
+            return typing::on_result(&mut self.typing, &self.ctx, "telegram", job, &key, result);
         }
         if let CallResult::Sent(r) = result {
             if r.is_ok() {
@@ -321,7 +399,9 @@ impl Worker {
             CallResult::Me(Err(e)) => self.fail("getMe", e, now),
             CallResult::Webhook(Err(e)) => self.fail("deleteWebhook", e, now),
             CallResult::Updates { result: Err(e), .. } => self.fail("getUpdates", e, now),
-            CallResult::Sent(_) | CallResult::Fetched { .. } => unreachable!("handled above"),
+            CallResult::Sent(_) | CallResult::Fetched { .. } | CallResult::Typing { .. } => {
+                unreachable!("handled above")
+            }
         }
     }
 
