@@ -10,6 +10,7 @@
 //! the durable [`crate::spool::Spool`] first (fsynced), and only then reports
 //! [`ConnectorEvent::Inbound`] so the router can deliver them.
 
+pub mod actions;
 pub mod calls;
 pub mod discord;
 pub mod fetch;
@@ -144,6 +145,8 @@ pub enum ConnectorCommand {
     /// Download an attachment into the media cache; answer with
     /// [`ConnectorEvent::FetchDone`] carrying the same id.
     Fetch(FetchJob),
+    /// Edit, delete or react to a message; answer with [`ConnectorEvent::SendDone`].
+    Act(actions::ActionJob),
     /// Show a typing indicator and keep it up; answer with [`ConnectorEvent::SendDone`]
     /// carrying `{"shown":bool}` once the platform took (or refused) the first one.
     Typing(typing::TypingJob),

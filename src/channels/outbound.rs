@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use crate::channels::actions::Action;
 use crate::channels::calls::CallId;
 use crate::channels::fields::Fields;
 use crate::channels::media::outgoing::OutFile;
@@ -37,6 +38,8 @@ pub enum Part {
         files: Vec<OutFile>,
         caption: Option<String>,
     },
+    /// An edit, delete or reaction: the whole of an action job.
+    Action(Action),
 }
 
 impl Part {
@@ -45,6 +48,7 @@ impl Part {
         match self {
             Part::Text(t) => t,
             Part::Files { caption, .. } => caption.as_deref().unwrap_or(""),
+            Part::Action(_) => "",
         }
     }
 }

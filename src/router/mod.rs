@@ -262,6 +262,16 @@ impl Router {
             }
             return;
         }
+        if matches!(
+            method.as_str(),
+            "channels.edit" | "channels.delete" | "channels.react"
+        ) {
+            match sends::action_job(&method, params.as_deref(), self.sends.next_id()) {
+                Ok(job) => self.channels_act(conn, request_id, job),
+                Err(e) => self.reply(conn, &request_id, Err(e)),
+            }
+            return;
+        }
         if method == "channels.typing" {
             match methods::params(&method, params.as_deref()) {
                 Ok(request) => self.channels_typing(conn, request_id, request),

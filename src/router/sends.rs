@@ -8,11 +8,14 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use super::Router;
+use super::methods::params;
 use crate::bus::ConnId;
+use crate::channels::actions::{Action, ActionJob, DeleteRequest, EditRequest, ReactRequest};
 use crate::channels::media::outgoing;
 use crate::channels::typing::{TypingJob, TypingRequest};
 use crate::channels::{ConnectorCommand, SendJob, SendRequest};
 use crate::protocol::{ErrorBody, ErrorCode, frames};
+use serde_json::value::RawValue;
 
 /// How long an idempotency key is remembered.
 pub const IDEMPOTENCY_TTL: Duration = Duration::from_secs(600);
@@ -47,6 +50,41 @@ fn reply_frame(request_id: &str, result: &Result<Value, ErrorBody>) -> String {
     match result {
         Ok(v) => frames::response_ok(request_id, v),
         Err(e) => frames::response_error(request_id, e),
+    }
+}
+
+/// The job of a `channels.edit`, `channels.delete` or `channels.react` call, numbered `id`.
+pub(super) fn action_job(method: &str, raw: Option<&RawValue>, id: u64) -> Result<ActionJob, ErrorBody> {
+    match method {
+        "channels.edit" => {
+            let r: EditRequest = params(method, raw)?;
+            let action = Action::Edit {
+                message_id: r.message_id,
+                text: r.text,
+                format: r.format,
+            };
+            ActionJob::new(id, r.channel, r.to, action)
+        }
+        "channels.delete" => {
+            let r: DeleteRequest = params(method, raw)?;
+            ActionJob::new(
+                id,
+                r.channel,
+                r.to,
+                Action::Delete {
+                    message_id: r.message_id,
+                },
+            )
+        }
+        _ => {
+            let r: ReactRequest = params(method, raw)?;
+            let action = Action::React {
+                message_id: r.message_id,
+                emoji: r.emoji,
+                remove: r.remove,
+            };
+            ActionJob::new(id, r.channel, r.to, action)
+        }
     }
 }
 
@@ -128,6 +166,20 @@ impl Router {
         let id = self.sends.next_id();
         let job = TypingJob { id, request, ttl };
         if slot.commands.send(ConnectorCommand::Typing(job)).is_err() {
+            let body = ErrorBody::retryable(ErrorCode::Unavailable, "the connector has stopped", None);
+            return self.out.send_frame(conn, reply_frame(&request_id, &Err(body)));
+        }
+        self.sends.begin(id, None, (conn, request_id));
+    }
+
+    /// Hand an edit, delete or reaction to its connector; the answer comes back like a send's.
+    pub(super) fn channels_act(&mut self, conn: ConnId, request_id: String, job: ActionJob) {
+        let id = job.id;
+        let Some(slot) = self.connectors.get(job.channel.as_str()) else {
+            let body = super::channel_not_enabled(&job.channel);
+            return self.out.send_frame(conn, reply_frame(&request_id, &Err(body)));
+        };
+        if slot.commands.send(ConnectorCommand::Act(job)).is_err() {
             let body = ErrorBody::retryable(ErrorCode::Unavailable, "the connector has stopped", None);
             return self.out.send_frame(conn, reply_frame(&request_id, &Err(body)));
         }

@@ -121,12 +121,23 @@ struct State {
     refreshes: usize,
     /// Typing triggers: channel, when.
     typing: Vec<(String, Instant)>,
+    /// Every message in a channel as people see it: (channel, id) → content, the bot's or not.
+    messages: std::collections::BTreeMap<(String, String), Shown>,
     revoked: bool,
     /// Answers and frames stripped to what a minimal emulator sends (see
     /// [`FakeDiscord::minimal_answers`]).
     minimal: bool,
     /// Fields left out: see [`FakeDiscord::omit_field`].
     omitted: Omitted,
+}
+
+/// A message as the channel shows it.
+#[derive(Clone, Debug, Default)]
+pub struct Shown {
+    pub content: String,
+    pub by_bot: bool,
+    pub reactions: Vec<String>,
+    pub edits: usize,
 }
 
 /// A file on the fake CDN.
@@ -208,6 +219,11 @@ impl FakeDiscord {
         for (k, v) in extra.as_object().unwrap() {
             d[k] = v.clone();
         }
+        let shown = Shown {
+            content: content.to_owned(),
+            ..Shown::default()
+        };
+        st.messages.insert((channel.to_owned(), id.clone()), shown);
         st.dispatch("MESSAGE_CREATE", d);
         self.shared.notify();
         id
@@ -249,6 +265,17 @@ impl FakeDiscord {
             content,
             json!({"attachments": attachments}),
         )
+    }
+
+    /// What `channel` shows now, in order: (message id, message) for each one not deleted.
+    pub fn visible(&self, channel: &str) -> Vec<(String, Shown)> {
+        self.shared
+            .lock()
+            .messages
+            .iter()
+            .filter(|((c, _), _)| c == channel)
+            .map(|((_, id), m)| (id.clone(), m.clone()))
+            .collect()
     }
 
     /// Typing triggers received: (channel, when).
@@ -468,6 +495,10 @@ fn serve_http(shared: &Arc<Shared>, stream: TcpStream) {
                 let answer = json!({"url": st.ws_url, "shards": 1, "session_start_limit":
                        {"total": 1000, "remaining": 999, "reset_after": 14_400_000, "max_concurrency": 1}});
                 Reply::json(200, st.shape("gateway/bot", answer, &["url"]))
+            } else if let Some(reply) =
+                message_action(&mut st, &request.method, &request.target, &request.body)
+            {
+                reply
             } else if let Some(channel) = request
                 .target
                 .split("/channels/")
@@ -525,6 +556,73 @@ impl Reply {
     fn json(status: u16, body: Value) -> Reply {
         Reply(Some((status, Vec::new(), body.to_string())))
     }
+}
+
+/// `PATCH`/`DELETE …/channels/{c}/messages/{m}` and `PUT`/`DELETE
+/// …/messages/{m}/reactions/{emoji}/@me`, with Discord's refusals; `None` for other routes.
+fn message_action(st: &mut State, method: &str, target: &str, body: &[u8]) -> Option<Reply> {
+    let rest = target.split("/channels/").nth(1)?;
+    let mut parts = rest.splitn(3, '/');
+    let (channel, kind, tail) = (parts.next()?, parts.next()?, parts.next()?);
+    if kind != "messages" {
+        return None;
+    }
+    let (id, reaction) = match tail.split_once("/reactions/") {
+        Some((id, r)) => (id, Some(r.strip_suffix("/@me")?)),
+        None => (tail, None),
+    };
+    if id.contains('/') || method == "POST" || method == "GET" {
+        return None;
+    }
+    let unknown = || Reply::json(404, json!({"code": 10008, "message": "Unknown Message"}));
+    let no_content = || Reply(Some((204, Vec::new(), String::new())));
+    let key = (channel.to_owned(), id.to_owned());
+    let Some(shown) = st.messages.get_mut(&key) else {
+        return Some(unknown());
+    };
+    Some(match (method, reaction) {
+        ("PATCH", None) => {
+            if !shown.by_bot {
+                return Some(Reply::json(
+                    403,
+                    json!({"code": 50005, "message": "Cannot edit a message authored by another user"}),
+                ));
+            }
+            let req: Value = serde_json::from_slice(body).unwrap_or_default();
+            let content = req["content"].as_str().unwrap_or_default().to_owned();
+            if content.chars().count() > 2000 {
+                return Some(Reply::json(
+                    400,
+                    json!({"code": 50035, "message": "Invalid Form Body"}),
+                ));
+            }
+            shown.content = content.clone();
+            shown.edits += 1;
+            Reply::json(200, json!({"id": id, "channel_id": channel, "content": content}))
+        }
+        ("DELETE", None) => {
+            st.messages.remove(&key);
+            no_content()
+        }
+        (m @ ("PUT" | "DELETE"), Some(encoded)) => {
+            let emoji = super::fake_telegram::percent_decode(encoded);
+            let custom = emoji
+                .split_once(':')
+                .is_some_and(|(_, id)| !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit()));
+            if !custom && emoji.is_ascii() {
+                return Some(Reply::json(
+                    400,
+                    json!({"code": 10014, "message": "Unknown Emoji"}),
+                ));
+            }
+            shown.reactions.retain(|r| *r != emoji);
+            if m == "PUT" {
+                shown.reactions.push(emoji);
+            }
+            no_content()
+        }
+        _ => return None,
+    })
 }
 
 /// A CDN GET: the file when its `ex` token is still valid, else Discord's 404 for expired
@@ -698,6 +796,12 @@ fn create_message(st: &mut State, channel: &str, content_type: &str, body: &[u8]
             .collect();
     }
     st.sent.push(req.clone());
+    let shown = Shown {
+        content: content.clone(),
+        by_bot: true,
+        ..Shown::default()
+    };
+    st.messages.insert((channel.to_owned(), id.clone()), shown);
     let message = json!({"id": id, "channel_id": channel, "content": content, "type": 0,
                          "author": {"id": BOT_ID, "username": BOT_NAME, "bot": true},
                          "attachments": attachments,

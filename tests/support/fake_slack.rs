@@ -97,6 +97,9 @@ struct State {
     /// Upload slots by file id: the declared name and length, and the bytes once posted.
     slots: HashMap<String, Slot>,
     uploads: Vec<SlackUpload>,
+    /// Every message in a channel as people see it: (channel, ts) → (text, by the bot,
+    /// reaction names).
+    messages: std::collections::BTreeMap<(String, String), (String, bool, Vec<String>)>,
     /// Files users shared, by the path of their private URL.
     private_files: HashMap<String, Vec<u8>>,
     file_downloads: usize,
@@ -166,6 +169,7 @@ impl FakeSlack {
                 sent: Vec::new(),
                 slots: HashMap::new(),
                 uploads: Vec::new(),
+                messages: std::collections::BTreeMap::new(),
                 private_files: HashMap::new(),
                 file_downloads: 0,
                 requests: Vec::new(),
@@ -234,6 +238,16 @@ impl FakeSlack {
         )
     }
 
+    /// What `channel` shows now: (ts, text, by the bot, reactions) of each message left.
+    pub fn visible(&self, channel: &str) -> Vec<(String, String, bool, Vec<String>)> {
+        self.lock()
+            .messages
+            .iter()
+            .filter(|((c, _), _)| c == channel)
+            .map(|((_, ts), (t, bot, r))| (ts.clone(), t.clone(), *bot, r.clone()))
+            .collect()
+    }
+
     /// Private file downloads asked for (with or without the token).
     pub fn file_downloads(&self) -> usize {
         self.lock().file_downloads
@@ -244,6 +258,12 @@ impl FakeSlack {
         let envelope = self.envelope(event);
         let ids = ids_of(&envelope);
         let mut st = self.lock();
+        let e = &envelope["payload"]["event"];
+        if let (Some(channel), Some(ts)) = (e["channel"].as_str(), e["ts"].as_str()) {
+            let text = e["text"].as_str().unwrap_or("").to_owned();
+            st.messages
+                .insert((channel.to_owned(), ts.to_owned()), (text, false, Vec::new()));
+        }
         st.pending.push_back(envelope);
         self.shared.notify();
         ids
@@ -545,9 +565,14 @@ fn handle_http(
     }
     let expected = match method.as_str() {
         "apps.connections.open" => st.app_token.clone(),
-        "auth.test" | "chat.postMessage" | "files.getUploadURLExternal" | "files.completeUploadExternal" => {
-            st.bot_token.clone()
-        }
+        "auth.test"
+        | "chat.postMessage"
+        | "files.getUploadURLExternal"
+        | "files.completeUploadExternal"
+        | "chat.update"
+        | "chat.delete"
+        | "reactions.add"
+        | "reactions.remove" => st.bot_token.clone(),
         _ => return err("unknown_method"),
     };
     match auth {
@@ -594,6 +619,9 @@ fn handle_http(
             )
         }
         "files.completeUploadExternal" => complete_upload(&mut st, &body),
+        "chat.update" | "chat.delete" | "reactions.add" | "reactions.remove" => {
+            message_action(&mut st, &method, &body)
+        }
         "apps.connections.open" => {
             st.next_ticket += 1;
             let ticket = format!("ticket-{}", st.next_ticket);
@@ -625,6 +653,10 @@ fn handle_http(
             if let Some(t) = body.get("thread_ts") {
                 message["thread_ts"] = t.clone();
             }
+            st.messages.insert(
+                (channel.to_owned(), ts.clone()),
+                (text.to_owned(), true, Vec::new()),
+            );
             let mut recorded = body.clone();
             recorded["ts"] = json!(ts);
             st.sent.push((Instant::now(), recorded));
@@ -697,6 +729,72 @@ fn private_file(shared: &Shared, request: &super::fake_telegram::Request) -> (u1
     match st.private_files.get(&request.target) {
         Some(bytes) => (200, bytes.clone()),
         None => (404, b"file not found".to_vec()),
+    }
+}
+
+/// `chat.update`, `chat.delete`, `reactions.add`, `reactions.remove`, with Slack's errors.
+fn message_action(st: &mut State, method: &str, body: &Value) -> (u16, Vec<(String, String)>, String) {
+    const NAMES: &[&str] = &[
+        "thumbsup",
+        "thumbsdown",
+        "heart",
+        "tada",
+        "eyes",
+        "fire",
+        "white_check_mark",
+        "joy",
+        "rocket",
+        "pray",
+    ];
+    let err = |e: &str| (200, Vec::new(), json!({"ok": false, "error": e}).to_string());
+    let ok = |v: Value| (200, Vec::new(), v.to_string());
+    let channel = body["channel"].as_str().unwrap_or("").to_owned();
+    let ts = body["ts"]
+        .as_str()
+        .or(body["timestamp"].as_str())
+        .unwrap_or("")
+        .to_owned();
+    let Some((text, by_bot, reactions)) = st.messages.get_mut(&(channel.clone(), ts.clone())) else {
+        return err("message_not_found");
+    };
+    match method {
+        "chat.update" => {
+            if !*by_bot {
+                return err("cant_update_message");
+            }
+            let new = body["text"].as_str().unwrap_or("");
+            if new.is_empty() {
+                return err("no_text");
+            }
+            *text = new.to_owned();
+            ok(json!({"ok": true, "channel": channel, "ts": ts, "text": new}))
+        }
+        "chat.delete" => {
+            if !*by_bot {
+                return err("cant_delete_message");
+            }
+            st.messages.remove(&(channel.clone(), ts.clone()));
+            ok(json!({"ok": true, "channel": channel, "ts": ts}))
+        }
+        _ => {
+            let name = body["name"].as_str().unwrap_or("").to_owned();
+            if !NAMES.contains(&name.as_str()) {
+                return err("invalid_name");
+            }
+            let had = reactions.contains(&name);
+            if method == "reactions.add" {
+                if had {
+                    return err("already_reacted");
+                }
+                reactions.push(name);
+            } else {
+                if !had {
+                    return err("no_reaction");
+                }
+                reactions.retain(|r| *r != name);
+            }
+            ok(json!({"ok": true}))
+        }
     }
 }
 

@@ -129,6 +129,15 @@ struct State {
     uploads: Vec<Upload>,
     /// sendChatAction calls accepted: chat, action, when.
     chat_actions: Vec<(i64, String, Instant)>,
+    /// The bot's messages as a person in the chat sees them now: (chat, id) → text (or
+    /// caption); deleted ones are gone.
+    bot_messages: std::collections::BTreeMap<(i64, i64), String>,
+    /// Every message id the bot was ever given, deleted or not.
+    sent_ids: std::collections::HashSet<(i64, i64)>,
+    /// Reactions the bot set, by (chat, message id).
+    reactions: HashMap<(i64, i64), Vec<String>>,
+    /// Edits accepted: (chat, message id, when).
+    edits: Vec<(i64, i64, Instant)>,
     requests: Vec<(String, Value)>,
     faults: HashMap<String, VecDeque<Fault>>,
     /// Faults applied to every request of a method once the scripted ones are used up.
@@ -197,6 +206,7 @@ enum Reply {
 
 /// One parsed HTTP request (also used by `fake_discord` and `fake_slack`).
 pub(super) struct Request {
+    pub(super) method: String,
     pub(super) target: String,
     pub(super) headers: Vec<(String, String)>,
     pub(super) body: Vec<u8>,
@@ -223,6 +233,10 @@ impl FakeTelegram {
                 sent: Vec::new(),
                 uploads: Vec::new(),
                 chat_actions: Vec::new(),
+                bot_messages: std::collections::BTreeMap::new(),
+                sent_ids: std::collections::HashSet::new(),
+                reactions: HashMap::new(),
+                edits: Vec::new(),
                 requests: Vec::new(),
                 faults: HashMap::new(),
                 persistent: HashMap::new(),
@@ -327,6 +341,32 @@ impl FakeTelegram {
     pub fn add_chat(&self, chat_id: i64, chat_type: &str, username: Option<&str>) {
         let mut st = self.shared.lock();
         st.chat_entry(chat_id, chat_type).username = username.map(str::to_owned);
+    }
+
+    /// What a person in `chat` reads of the bot's messages now, in order: edits applied,
+    /// deleted ones gone.
+    pub fn visible(&self, chat: i64) -> Vec<(i64, String)> {
+        let st = self.shared.lock();
+        st.bot_messages
+            .iter()
+            .filter(|((c, _), _)| *c == chat)
+            .map(|((_, id), text)| (*id, text.clone()))
+            .collect()
+    }
+
+    /// The bot's reactions on a message.
+    pub fn reactions(&self, chat: i64, message_id: i64) -> Vec<String> {
+        self.shared
+            .lock()
+            .reactions
+            .get(&(chat, message_id))
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// Every edit accepted: (chat, message id, when).
+    pub fn edits(&self) -> Vec<(i64, i64, Instant)> {
+        self.shared.lock().edits.clone()
     }
 
     /// Every sendChatAction accepted: (chat, action, when), in order.
@@ -504,6 +544,13 @@ impl Shared {
 }
 
 impl State {
+    /// Whether the bot's message `id` in `chat` was there once and is deleted now: ids of
+    /// the bot's messages are recorded, so a gap among them below the last id is a deletion
+    /// only if it was the bot's; the fake keeps no list of users' deletions.
+    fn deleted(&self, chat: i64, id: i64) -> bool {
+        self.sent_ids.contains(&(chat, id)) && !self.bot_messages.contains_key(&(chat, id))
+    }
+
     fn chat_entry(&mut self, chat_id: i64, chat_type: &str) -> &mut Chat {
         let chat = self.chats.entry(chat_id).or_insert_with(|| Chat {
             kind: chat_type.to_owned(),
@@ -658,7 +705,7 @@ pub(super) fn read_request(reader: &mut impl BufRead) -> io::Result<Option<Reque
         }
     };
     let mut words = line.split(' ');
-    let (Some(_method), Some(target), Some(version), None) =
+    let (Some(method), Some(target), Some(version), None) =
         (words.next(), words.next(), words.next(), words.next())
     else {
         return Err(invalid(format!("bad request line {line:?}")));
@@ -705,6 +752,7 @@ pub(super) fn read_request(reader: &mut impl BufRead) -> io::Result<Option<Reque
         body
     };
     Ok(Some(Request {
+        method: method.to_owned(),
         target: target.to_owned(),
         headers,
         body,
@@ -825,6 +873,9 @@ fn canonical_method(method: &str) -> Option<&'static str> {
         "getFile",
         "sendMediaGroup",
         "sendChatAction",
+        "editMessageText",
+        "deleteMessage",
+        "setMessageReaction",
     ]
     .into_iter()
     .chain(MEDIA_METHODS.iter().map(|(m, _)| *m))
@@ -921,6 +972,9 @@ fn handle(shared: &Shared, request: &Request) -> Reply {
         }
         "sendMessage" => send_message(&mut shared.lock(), &params, bot_user(&shared.token)),
         "sendChatAction" => send_chat_action(&mut shared.lock(), &params),
+        "editMessageText" => edit_message_text(&mut shared.lock(), &params, bot_user(&shared.token)),
+        "deleteMessage" => delete_message(&mut shared.lock(), &params),
+        "setMessageReaction" => set_message_reaction(&mut shared.lock(), &params),
         "sendMediaGroup" => send_media_group(&mut shared.lock(), &params, &files, bot_user(&shared.token)),
         m if MEDIA_METHODS.iter().any(|(name, _)| *name == m) => {
             send_media(&mut shared.lock(), m, &params, &files, bot_user(&shared.token))
@@ -1220,7 +1274,162 @@ fn new_message(st: &mut State, to: &Target, bot: &Value, body: Value) -> Value {
     if let (Value::Object(m), Value::Object(b)) = (&mut message, body) {
         m.extend(b);
     }
+    let shown = message["text"]
+        .as_str()
+        .or(message["caption"].as_str())
+        .unwrap_or("")
+        .to_owned();
+    let id = message["message_id"].as_i64().unwrap_or(0);
+    st.bot_messages.insert((to.chat_id, id), shown);
+    st.sent_ids.insert((to.chat_id, id));
     message
+}
+
+/// The chat and the `message_id` an action names.
+fn message_ref(st: &State, params: &Map<String, Value>) -> Result<(i64, i64, i64), Reply> {
+    let to = target(st, params)?;
+    let Ok(Some(id)) = int_param(params, "message_id") else {
+        return Err(error(400, "Bad Request: message identifier is not specified"));
+    };
+    let last = st.chats[&to.chat_id].last_message_id;
+    Ok((to.chat_id, id, last))
+}
+
+/// editMessageText, with Telegram's refusals: another's message, an unknown one, the same
+/// text again ("not modified").
+fn edit_message_text(st: &mut State, params: &Map<String, Value>, bot: Value) -> Result<Value, Reply> {
+    let (chat, id, last) = message_ref(st, params)?;
+    let text = str_param(params, "text").unwrap_or_default();
+    let text = text.trim().to_owned();
+    if text.is_empty() {
+        return Err(error(400, "Bad Request: message text is empty"));
+    }
+    if text.encode_utf16().count() > MAX_TEXT_UNITS {
+        return Err(error(400, "Bad Request: MESSAGE_TOO_LONG"));
+    }
+    match st.bot_messages.get(&(chat, id)) {
+        Some(old) if *old == text => Err(error(
+            400,
+            "Bad Request: message is not modified: specified new message content and reply markup are exactly the same as a current content and reply markup of the message",
+        )),
+        Some(_) => {
+            st.bot_messages.insert((chat, id), text.clone());
+            st.edits.push((chat, id, Instant::now()));
+            let chat_json = chat_json(chat, &st.chats[&chat]);
+            Ok(
+                json!({"message_id": id, "from": bot, "chat": chat_json, "date": unix_now(),
+                      "edit_date": unix_now(), "text": text}),
+            )
+        }
+        None if id >= 1 && id <= last => Err(error(400, "Bad Request: message can't be edited")),
+        None => Err(error(400, "Bad Request: message to edit not found")),
+    }
+}
+
+/// deleteMessage: the bot's own messages (a bot in a private chat may delete only those).
+fn delete_message(st: &mut State, params: &Map<String, Value>) -> Result<Value, Reply> {
+    let (chat, id, last) = message_ref(st, params)?;
+    if st.bot_messages.remove(&(chat, id)).is_some() {
+        return Ok(json!(true));
+    }
+    if id >= 1 && id <= last && !st.deleted(chat, id) {
+        return Err(error(400, "Bad Request: message can't be deleted"));
+    }
+    Err(error(400, "Bad Request: message to delete not found"))
+}
+
+/// setMessageReaction: one of the emoji Telegram offers as reactions, or none to clear.
+fn set_message_reaction(st: &mut State, params: &Map<String, Value>) -> Result<Value, Reply> {
+    const REACTIONS: &[&str] = &[
+        "👍",
+        "👎",
+        "❤",
+        "🔥",
+        "🥰",
+        "👏",
+        "😁",
+        "🤔",
+        "🤯",
+        "😱",
+        "🤬",
+        "😢",
+        "🎉",
+        "🤩",
+        "🤮",
+        "💩",
+        "🙏",
+        "👌",
+        "🕊",
+        "🤡",
+        "🥱",
+        "🥴",
+        "😍",
+        "🐳",
+        "❤‍🔥",
+        "🌚",
+        "🌭",
+        "💯",
+        "🤣",
+        "⚡",
+        "🍌",
+        "🏆",
+        "💔",
+        "🤨",
+        "😐",
+        "🍓",
+        "🍾",
+        "💋",
+        "🖕",
+        "😈",
+        "😴",
+        "😭",
+        "🤓",
+        "👻",
+        "👨‍💻",
+        "👀",
+        "🎃",
+        "🙈",
+        "😇",
+        "😨",
+        "🤝",
+        "✍",
+        "🤗",
+        "🫡",
+        "🎅",
+        "🎄",
+        "☃",
+        "💅",
+        "🤪",
+        "🗿",
+        "🆒",
+        "💘",
+        "🙉",
+        "🦄",
+        "😘",
+        "💊",
+        "🙊",
+        "😎",
+        "👾",
+        "🤷‍♂",
+        "🤷",
+        "🤷‍♀",
+        "😡",
+    ];
+    let (chat, id, last) = message_ref(st, params)?;
+    if id < 1 || id > last || st.deleted(chat, id) {
+        return Err(error(400, "Bad Request: MESSAGE_ID_INVALID"));
+    }
+    let list = json_param(params, "reaction").unwrap_or(json!([]));
+    let mut emoji = Vec::new();
+    for r in list.as_array().cloned().unwrap_or_default() {
+        let e = r["emoji"].as_str().unwrap_or("").replace('\u{FE0F}', "");
+        if r["type"] != "emoji" || !REACTIONS.contains(&e.as_str()) {
+            return Err(error(400, "Bad Request: REACTION_INVALID"));
+        }
+        emoji.push(e);
+    }
+    st.reactions.insert((chat, id), emoji);
+    Ok(json!(true))
 }
 
 /// sendMessage with Telegram's validation; `Err` is the error reply.
@@ -1468,7 +1677,7 @@ pub(super) fn parse_form(text: &str) -> Vec<(String, String)> {
         .collect()
 }
 
-fn percent_decode(text: &str) -> String {
+pub(super) fn percent_decode(text: &str) -> String {
     let hex = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
     let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());

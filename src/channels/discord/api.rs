@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+use crate::channels::actions::Action;
 use crate::channels::fields::{Fields, Missing};
 use crate::channels::http::{self, Transport, classify_transport, with_timeouts};
 use crate::channels::media::multipart::Multipart;
@@ -205,6 +206,28 @@ impl RestApi {
         self.call("POST", &path, Some(body), timeout)
     }
 
+    /// An edit (`PATCH …/messages/{id}`), delete (`DELETE …/messages/{id}`) or reaction
+    /// (`PUT` or `DELETE …/messages/{id}/reactions/{emoji}/@me`) in `channel`.
+    pub fn act(
+        &self,
+        channel: &str,
+        action: &Action,
+        timeout: Duration,
+    ) -> (Result<Value, RestError>, RateInfo) {
+        let message = format!("/channels/{channel}/messages/{}", action.message_id());
+        match action {
+            Action::Edit { text, .. } => {
+                let body = serde_json::json!({"content": text, "allowed_mentions": {"parse": []}});
+                self.call("PATCH", &message, Some(&body), timeout)
+            }
+            Action::Delete { .. } => self.call("DELETE", &message, None, timeout),
+            Action::React { emoji, remove, .. } => {
+                let path = format!("{message}/reactions/{}/@me", encode_emoji(emoji));
+                self.call(if *remove { "DELETE" } else { "PUT" }, &path, None, timeout)
+            }
+        }
+    }
+
     /// `POST /channels/{channel}/typing`: the bot is typing there for about 10 s (answered
     /// 204, no body).
     pub fn trigger_typing(&self, channel: &str, timeout: Duration) -> Result<(), RestError> {
@@ -268,16 +291,21 @@ impl RestApi {
     ) -> (Result<Value, RestError>, RateInfo) {
         let url = format!("{}{path}", self.base_url);
         let auth = format!("Bot {}", self.token);
-        let sent = if method == "GET" {
-            with_timeouts(self.agent.get(&url).header("authorization", &auth), timeout).call()
-        } else {
-            let bytes = body.map(Value::to_string).unwrap_or_default();
-            let request = self
-                .agent
-                .post(&url)
-                .header("authorization", &auth)
-                .header("content-type", "application/json");
-            with_timeouts(request, timeout).send(bytes.as_bytes())
+        let sent = match method {
+            "GET" => with_timeouts(self.agent.get(&url).header("authorization", &auth), timeout).call(),
+            "DELETE" => with_timeouts(self.agent.delete(&url).header("authorization", &auth), timeout).call(),
+            _ => {
+                let bytes = body.map(Value::to_string).unwrap_or_default();
+                let request = match method {
+                    "PATCH" => self.agent.patch(&url),
+                    "PUT" => self.agent.put(&url),
+                    _ => self.agent.post(&url),
+                };
+                let request = request
+                    .header("authorization", &auth)
+                    .header("content-type", "application/json");
+                with_timeouts(request, timeout).send(bytes.as_bytes())
+            }
         };
         self.answer(method, path, sent)
     }
@@ -445,6 +473,19 @@ pub fn parse_answer(
         500..=599 => RestError::Server { status, message },
         _ => RestError::Malformed(format!("unexpected HTTP {status}: {message}")),
     })
+}
+
+/// An emoji as a path segment: a Unicode emoji percent-encoded, a custom one (`name:id`)
+/// with its colon kept, as Discord wants.
+fn encode_emoji(emoji: &str) -> String {
+    let mut out = String::new();
+    for b in emoji.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b':' => out.push(b as char),
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
 }
 
 fn snippet(body: &[u8]) -> String {

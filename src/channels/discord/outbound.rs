@@ -19,6 +19,7 @@ use serde_json::{Value, json};
 use super::api::{MAX_RETRY_AFTER, RateInfo, RestApi, RestError};
 use super::worker::CallResult;
 use crate::channels::SendJob;
+use crate::channels::actions::{self, Action, ActionJob};
 use crate::channels::calls::{CallId, Calls};
 use crate::channels::fields::Fields;
 use crate::channels::media::outgoing::check_limit;
@@ -218,6 +219,37 @@ impl Outbound {
         Ok(())
     }
 
+    /// Accept an edit, delete or reaction; it waits behind the messages to that channel.
+    pub fn enqueue_action(&mut self, job: ActionJob, now: Instant) -> Result<(), Done> {
+        let fail = |e| (job.id, Err(e));
+        let route = snowflake(&job.to, "to").map_err(fail)?;
+        snowflake(job.action.message_id(), "messageId").map_err(fail)?;
+        if let Action::Edit { text, .. } = &job.action {
+            let chars = text.chars().count();
+            if chars > MAX_MESSAGE_CHARS {
+                return Err(fail(ErrorBody::new(
+                    ErrorCode::PayloadTooLarge,
+                    format!(
+                        "discord: the edited text is {chars} code points; a message holds {MAX_MESSAGE_CHARS} (an edit is not split)"
+                    ),
+                )));
+            }
+        }
+        let extra = Extra {
+            to: job.to,
+            reply_to: None,
+            rate_retries: 0,
+        };
+        self.push(Job::new(
+            job.id,
+            route,
+            vec![Part::Action(job.action)],
+            extra,
+            now,
+        ));
+        Ok(())
+    }
+
     /// Promote waiting jobs and start the calls that may go now.
     pub fn drive(&mut self, now: Instant, calls: &mut Calls<CallResult>, api: &Arc<RestApi>) -> Vec<Done> {
         let pace = |buckets: &mut Buckets, job: &Job| {
@@ -231,6 +263,13 @@ impl Outbound {
             let api = api.clone();
             let (route, body) = (job.key.clone(), job.body());
             match &job.parts[job.next] {
+                Part::Action(action) => {
+                    let action = action.clone();
+                    calls.start(move || {
+                        let (result, rate) = api.act(&route, &action, SEND_TIMEOUT);
+                        CallResult::Sent { result, rate }
+                    })
+                }
                 Part::Text(_) => calls.start(move || {
                     let (result, rate) = api.create_message(&route, &body, SEND_TIMEOUT);
                     CallResult::Sent { result, rate }
@@ -259,6 +298,30 @@ impl Outbound {
         let pos = self.answered(call)?;
         let job = &mut self.active[pos];
         self.limits.update(&job.key, rate, now);
+        if let Part::Action(action) = &job.parts[job.next] {
+            let id = action.message_id();
+            let done = match &result {
+                Ok(_) => Some(Ok(action.result("discord", &job.extra.to))),
+                Err(RestError::NotFound { message, .. }) => {
+                    Some(Err(actions::not_found("discord", id, message)))
+                }
+                Err(RestError::Forbidden { message, .. }) => {
+                    Some(Err(actions::forbidden("discord", id, message)))
+                }
+                // 50005: "Cannot edit a message authored by another user".
+                Err(RestError::Invalid { code: 50005, message }) => {
+                    Some(Err(actions::forbidden("discord", id, message)))
+                }
+                Err(RestError::Invalid { code: 10014, message }) => match action {
+                    Action::React { emoji, .. } => Some(Err(actions::bad_emoji("discord", emoji, message))),
+                    _ => None,
+                },
+                Err(_) => None,
+            };
+            if let Some(done) = done {
+                return Some(self.finish(pos, done));
+            }
+        }
         let result = match result {
             Ok(message) => {
                 let id = sent_id("discord", Fields::new("create message answer", &message), "id");

@@ -149,6 +149,13 @@ impl Worker {
             select! {
                 recv(commands) -> cmd => match cmd {
                     Ok(ConnectorCommand::Typing(job)) => self.start_typing(job),
+                    Ok(ConnectorCommand::Act(job)) => {
+                        if self.unauthorized {
+                            self.finish_sends(vec![(job.id, Err(unauthorized_body()))]);
+                        } else if let Err(done) = self.outbound.enqueue_action(job, Instant::now()) {
+                            self.finish_sends(vec![done]);
+                        }
+                    }
                     Ok(ConnectorCommand::Send(job)) => {
                         // A message ends the indicator on Discord's side too.
                         self.typing.stop(job.request.thread_id.as_ref().unwrap_or(&job.request.to));

@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
+use crate::channels::actions::Action;
 use crate::channels::fields::{Fields, Missing};
 use crate::channels::http::{self, Transport, classify_transport, with_timeouts};
 use crate::protocol::{ErrorBody, ErrorCode};
@@ -216,6 +217,40 @@ impl WebApi {
         let request = self.post(method, token, timeout, "application/x-www-form-urlencoded");
         let sent = request.send(body.join("&").as_bytes());
         self.answer(method, sent)
+    }
+
+    /// `chat.update`, `chat.delete`, or `reactions.add`/`reactions.remove` with the Slack
+    /// emoji `name` for `action` on message `ts` in `channel`.
+    pub fn act(
+        &self,
+        token: &str,
+        channel: &str,
+        action: &Action,
+        name: Option<&str>,
+        timeout: Duration,
+    ) -> Result<Value, ApiError> {
+        let ts = action.message_id();
+        match action {
+            Action::Edit { text, .. } => {
+                let body = json!({"channel": channel, "ts": ts, "text": text});
+                self.call("chat.update", token, &body, timeout)
+            }
+            Action::Delete { .. } => self.call(
+                "chat.delete",
+                token,
+                &json!({"channel": channel, "ts": ts}),
+                timeout,
+            ),
+            Action::React { remove, .. } => {
+                let method = if *remove {
+                    "reactions.remove"
+                } else {
+                    "reactions.add"
+                };
+                let body = json!({"channel": channel, "timestamp": ts, "name": name.unwrap_or_default()});
+                self.call(method, token, &body, timeout)
+            }
+        }
     }
 
     /// A GET of a file's private URL with the bot token as a Bearer header.

@@ -8,6 +8,7 @@
 //! - [`worker`]: the connector thread.
 
 pub mod api;
+mod emoji;
 mod fetch;
 pub mod media;
 pub mod normalize;

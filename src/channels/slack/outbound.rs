@@ -20,9 +20,11 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use super::api::{ApiError, WebApi};
+use super::emoji::slack_name;
 use super::upload::{UPLOAD_LIMIT, Upload, share_ts};
 use super::worker::CallResult;
 use crate::channels::SendJob;
+use crate::channels::actions::{self, Action, ActionJob};
 use crate::channels::calls::{CallId, Calls};
 use crate::channels::fields::Fields;
 use crate::channels::media::outgoing::check_limit;
@@ -86,6 +88,38 @@ impl Outbound {
         Ok(())
     }
 
+    /// Accept an edit, delete or reaction; it waits behind the messages to that channel.
+    pub fn enqueue_action(&mut self, job: ActionJob, now: Instant) -> Result<(), Done> {
+        let fail = |e| (job.id, Err(e));
+        match &job.action {
+            Action::Edit { text, .. } if text.chars().count() > MAX_MESSAGE_CHARS => {
+                return Err(fail(ErrorBody::new(
+                    ErrorCode::PayloadTooLarge,
+                    format!(
+                        "slack: the edited text is over {MAX_MESSAGE_CHARS} characters (an edit is not split)"
+                    ),
+                )));
+            }
+            Action::React { emoji, .. } if slack_name(emoji).is_none() => {
+                return Err(fail(actions::bad_emoji(
+                    "slack",
+                    emoji,
+                    "give a Slack name such as thumbsup, or a common Unicode emoji",
+                )));
+            }
+            _ => {}
+        }
+        let extra = Extra { thread_ts: None };
+        self.push(Job::new(
+            job.id,
+            job.to,
+            vec![Part::Action(job.action)],
+            extra,
+            now,
+        ));
+        Ok(())
+    }
+
     /// Promote waiting jobs and start the calls that may go now.
     pub fn drive(
         &mut self,
@@ -109,6 +143,16 @@ impl Outbound {
                 job.extra.thread_ts.clone(),
             );
             match &job.parts[job.next] {
+                Part::Action(action) => {
+                    let action = action.clone();
+                    let name = match &action {
+                        Action::React { emoji, .. } => slack_name(emoji),
+                        _ => None,
+                    };
+                    calls.start(move || {
+                        CallResult::Sent(api.act(&token, &channel, &action, name.as_deref(), SEND_TIMEOUT))
+                    })
+                }
                 Part::Text(_) => calls.start(move || {
                     CallResult::Sent(api.post_message(
                         &token,
@@ -140,10 +184,39 @@ impl Outbound {
     pub fn on_result(&mut self, call: CallId, result: Result<Value, ApiError>, now: Instant) -> Option<Done> {
         let pos = self.answered(call)?;
         let job = &mut self.active[pos];
+        if let Part::Action(action) = &job.parts[job.next] {
+            let id = action.message_id();
+            let done = match &result {
+                Ok(_) => Some(Ok(())),
+                // Asked for what is already so: done.
+                Err(ApiError::Other(e)) if e == "already_reacted" || e == "no_reaction" => Some(Ok(())),
+                Err(ApiError::NotFound(e)) => Some(Err(actions::not_found("slack", id, e))),
+                Err(ApiError::Forbidden(e)) => Some(Err(actions::forbidden("slack", id, e))),
+                Err(ApiError::Other(e))
+                    if matches!(
+                        e.as_str(),
+                        "cant_update_message" | "cant_delete_message" | "edit_window_closed"
+                    ) =>
+                {
+                    Some(Err(actions::forbidden("slack", id, e)))
+                }
+                Err(ApiError::Other(e)) if e == "invalid_name" => match action {
+                    Action::React { emoji, .. } => Some(Err(actions::bad_emoji("slack", emoji, e))),
+                    _ => None,
+                },
+                Err(_) => None,
+            };
+            if let Some(done) = done {
+                let result = done.map(|()| action.result("slack", &job.key));
+                return Some(self.finish(pos, result));
+            }
+        }
         match result {
             Ok(answer) => {
                 let ts = match &job.parts[job.next] {
-                    Part::Text(_) => sent_id("slack", Fields::new("chat.postMessage answer", &answer), "ts"),
+                    Part::Text(_) | Part::Action(_) => {
+                        sent_id("slack", Fields::new("chat.postMessage answer", &answer), "ts")
+                    }
                     Part::Files { .. } => {
                         let ts = share_ts(&answer, &job.key);
                         if ts.is_none() {

@@ -221,6 +221,14 @@ impl Worker {
                 );
                 true
             }
+            ConnectorCommand::Act(job) => {
+                if self.bot_refused {
+                    self.finish_sends(vec![(job.id, Err(bot_token_refused()))]);
+                } else if let Err(done) = self.outbound.enqueue_action(job, Instant::now()) {
+                    self.finish_sends(vec![done]);
+                }
+                true
+            }
             ConnectorCommand::Typing(job) => {
                 // Slack has no typing indicator for bots (only the legacy RTM API had one).
                 self.finish_sends(vec![(job.id, Ok(json!({"shown": false})))]);

@@ -24,6 +24,7 @@ use std::time::Duration;
 
 use serde_json::{Map, Value, json};
 
+use crate::channels::actions::Action;
 use crate::channels::fields::{Fields, Missing};
 use crate::channels::http::{self, Transport, with_timeouts};
 use crate::channels::media::multipart::Multipart;
@@ -418,6 +419,37 @@ impl BotApi {
         log::trace!("telegram: {method} (timeout {timeout:?})");
         let sent = http::post_multipart(self.agent.post(&url), timeout, form);
         self.answer(method, sent)
+    }
+
+    /// `editMessageText`, `deleteMessage` or `setMessageReaction` for `action` in `chat_id`.
+    pub fn act(
+        &self,
+        chat_id: &str,
+        message_id: i64,
+        action: &Action,
+        parse_mode: Option<&'static str>,
+        timeout: Duration,
+    ) -> Result<Value, ApiError> {
+        let (method, mut params) = match action {
+            Action::Edit { text, .. } => {
+                let mut p = destination(chat_id, parse_mode, None, None);
+                p.insert("text".into(), json!(text));
+                ("editMessageText", p)
+            }
+            Action::Delete { .. } => ("deleteMessage", destination(chat_id, None, None, None)),
+            Action::React { emoji, remove, .. } => {
+                let mut p = destination(chat_id, None, None, None);
+                let reaction = if *remove {
+                    json!([])
+                } else {
+                    json!([{"type": "emoji", "emoji": emoji}])
+                };
+                p.insert("reaction".into(), reaction);
+                ("setMessageReaction", p)
+            }
+        };
+        params.insert("message_id".into(), json!(message_id));
+        self.call(method, &Value::Object(params), timeout)
     }
 
     /// `sendChatAction`: show `action` ("typing", ...) in a chat for about 5 s.

@@ -21,6 +21,7 @@ use super::api::{ApiError, BotApi, SendMessage};
 use super::ratelimit::RateLimiter;
 use super::upload::{self, MAX_CAPTION_UNITS, MediaSend, UPLOAD_LIMIT};
 use super::worker::CallResult;
+use crate::channels::actions::{self, Action, ActionJob};
 use crate::channels::calls::{CallId, Calls};
 use crate::channels::fields::Fields;
 use crate::channels::media::outgoing::check_limit;
@@ -63,6 +64,15 @@ fn parse_id(value: &Option<String>, what: &str) -> Result<Option<i64>, ErrorBody
 
 pub type Outbound = outbound::Outbound<Extra, RateLimiter>;
 
+/// Telegram's `parse_mode` for a format.
+fn mode_of(format: TextFormat) -> Option<&'static str> {
+    match format {
+        TextFormat::Plain => None,
+        TextFormat::Markdown => Some("MarkdownV2"),
+        TextFormat::Html => Some("HTML"),
+    }
+}
+
 /// Telegram's limits on a message and a caption, both in UTF-16 units.
 const SHAPE: Shape = Shape {
     text_max: MAX_MESSAGE_UNITS,
@@ -97,17 +107,77 @@ impl Default for Outbound {
     }
 }
 
+/// Telegram's refusal of an action in the wire vocabulary; `Ok` for an edit that changed
+/// nothing ("message is not modified": the message already says it).
+fn action_refusal(action: &Action, description: &str) -> Result<(), ErrorBody> {
+    let id = action.message_id();
+    let lower = description.to_ascii_lowercase();
+    if lower.contains("message is not modified") {
+        return Ok(());
+    }
+    if lower.contains("not found") || lower.contains("message_id_invalid") {
+        return Err(actions::not_found("telegram", id, description));
+    }
+    if lower.contains("can't be")
+        || lower.contains("not enough rights")
+        || lower.contains("message_author_required")
+    {
+        return Err(actions::forbidden("telegram", id, description));
+    }
+    if let Action::React { emoji, .. } = action {
+        if lower.contains("reaction") {
+            return Err(actions::bad_emoji("telegram", emoji, description));
+        }
+    }
+    Err(ErrorBody::new(
+        ErrorCode::InvalidRequest,
+        format!("telegram: {description}"),
+    ))
+}
+
 impl Outbound {
+    /// Accept an edit, delete or reaction; it waits behind the messages to that chat.
+    pub fn enqueue_action(&mut self, job: ActionJob, now: Instant) -> Result<(), Done> {
+        let fail = |e| (job.id, Err(e));
+        let message_id = Some(job.action.message_id().to_owned());
+        parse_id(&message_id, "messageId").map_err(fail)?;
+        let mut parse_mode = None;
+        if let Action::Edit { text, format, .. } = &job.action {
+            let units: usize = text.chars().map(utf16_units).sum();
+            if units > MAX_MESSAGE_UNITS {
+                return Err(fail(ErrorBody::new(
+                    ErrorCode::PayloadTooLarge,
+                    format!(
+                        "telegram: the edited text is {units} UTF-16 units; a message holds {MAX_MESSAGE_UNITS} (an edit is not split)"
+                    ),
+                )));
+            }
+            parse_mode = mode_of(*format);
+        }
+        let extra = Extra {
+            to: job.to.clone(),
+            parse_mode,
+            thread_id: None,
+            reply_to: None,
+            plain_retry_used: false,
+            migrated: false,
+        };
+        self.push(Job::new(
+            job.id,
+            job.to,
+            vec![Part::Action(job.action)],
+            extra,
+            now,
+        ));
+        Ok(())
+    }
+
     /// Accept a job, or answer at once when its params cannot be sent to Telegram.
     pub fn enqueue(&mut self, job: SendJob, now: Instant) -> Result<(), Done> {
         let r = job.request;
         let reply_to = parse_id(&r.reply_to, "replyTo").map_err(|e| (job.id, Err(e)))?;
         let thread_id = parse_id(&r.thread_id, "threadId").map_err(|e| (job.id, Err(e)))?;
-        let parse_mode = match r.format {
-            TextFormat::Plain => None,
-            TextFormat::Markdown => Some("MarkdownV2"),
-            TextFormat::Html => Some("HTML"),
-        };
+        let parse_mode = mode_of(r.format);
         check_limit(&job.files, UPLOAD_LIMIT, "Telegram").map_err(|e| (job.id, Err(e.to_body())))?;
         let parts = telegram_parts(&r.text, job.files);
         let extra = Extra {
@@ -145,6 +215,11 @@ impl Outbound {
                     };
                     calls.start(move || CallResult::Sent(api.send_message(&msg, SEND_TIMEOUT)))
                 }
+                Part::Action(action) => {
+                    let (chat, action, mode) = (job.key.clone(), action.clone(), job.extra.parse_mode);
+                    let id = action.message_id().parse().unwrap_or_default();
+                    calls.start(move || CallResult::Sent(api.act(&chat, id, &action, mode, SEND_TIMEOUT)))
+                }
                 Part::Files { files, caption } => {
                     let send = MediaSend {
                         chat_id: &job.key,
@@ -167,6 +242,21 @@ impl Outbound {
     pub fn on_result(&mut self, call: CallId, result: Result<Value, ApiError>, now: Instant) -> Option<Done> {
         let pos = self.answered(call)?;
         let job = &mut self.active[pos];
+        if let Part::Action(action) = &job.parts[job.next] {
+            let done = match &result {
+                Ok(_) => Some(Ok(())),
+                Err(ApiError::BadRequest { description })
+                    if !(job.extra.parse_mode.is_some() && description.contains("can't parse entities")) =>
+                {
+                    Some(action_refusal(action, description))
+                }
+                Err(_) => None,
+            };
+            if let Some(done) = done {
+                let result = done.map(|()| action.result("telegram", &job.extra.to));
+                return Some(self.finish(pos, result));
+            }
+        }
         match result {
             Ok(message) => {
                 if !job.part_sent(message_ids(&message)) {

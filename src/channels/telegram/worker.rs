@@ -175,6 +175,11 @@ impl Worker {
                     }
                     Ok(ConnectorCommand::Fetch(job)) => self.start_fetch(job),
                     Ok(ConnectorCommand::Typing(job)) => self.start_typing(job),
+                    Ok(ConnectorCommand::Act(job)) => {
+                        if let Err(done) = self.outbound.enqueue_action(job, Instant::now()) {
+                            self.finish_sends(vec![done]);
+                        }
+                    }
                     Ok(ConnectorCommand::Probe(p)) => p.answer(),
                     Ok(ConnectorCommand::Stop) | Err(_) => break,
                 },
