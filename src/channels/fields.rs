@@ -56,6 +56,22 @@ impl fmt::Display for Missing {
 
 impl std::error::Error for Missing {}
 
+/// An optional string field of a platform object (media lists are read this way: a field
+/// of the wrong type counts as absent).
+pub fn opt_string(v: &Value, key: &str) -> Option<String> {
+    v.get(key).and_then(Value::as_str).map(str::to_owned)
+}
+
+/// An optional unsigned integer field, as [`opt_string`].
+pub fn opt_u64(v: &Value, key: &str) -> Option<u64> {
+    v.get(key).and_then(Value::as_u64)
+}
+
+/// An optional pixel dimension, as [`opt_string`]; one too large for `u32` is absent.
+pub fn opt_u32(v: &Value, key: &str) -> Option<u32> {
+    opt_u64(v, key).and_then(|n| u32::try_from(n).ok())
+}
+
 /// The fields of one answer or event, named `what` in errors.
 #[derive(Clone, Copy, Debug)]
 pub struct Fields<'a> {

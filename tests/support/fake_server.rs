@@ -237,3 +237,19 @@ fn accept_loop(
         }
     }
 }
+
+/// Write a whole raw response (a file download: any bytes, exact length). Errors mean the
+/// client went away.
+pub fn write_raw(
+    writer: &mut impl std::io::Write,
+    status: u16,
+    content_type: &str,
+    body: &[u8],
+) -> std::io::Result<()> {
+    let head = format!(
+        "HTTP/1.1 {status} X\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    writer.write_all(head.as_bytes())?;
+    writer.write_all(body)
+}

@@ -483,16 +483,9 @@ fn serve_http(shared: &Arc<Shared>, stream: TcpStream) {
         }
         if request.target.starts_with("/files-pri/") {
             let (status, body) = private_file(shared, &request);
-            let head = format!(
-                "HTTP/1.1 {status} X\r\nContent-Type: application/octet-stream\r\nContent-Length: {}\r\n\r\n",
-                body.len()
-            );
-            if writer
-                .write_all(head.as_bytes())
-                .and_then(|()| writer.write_all(&body))
-                .is_err()
-                || !request.keep_alive
-            {
+            let written =
+                super::fake_server::write_raw(&mut writer, status, "application/octet-stream", &body);
+            if written.is_err() || !request.keep_alive {
                 return;
             }
             continue;

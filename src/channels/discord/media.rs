@@ -11,6 +11,7 @@
 
 use serde_json::Value;
 
+use crate::channels::fields::{opt_string, opt_u32};
 use crate::channels::media::{Attachment, AttachmentKind, MediaError, id};
 
 const CHANNEL: &str = "discord";
@@ -27,15 +28,15 @@ pub fn attachments(d: &Value, channel_id: &str, message_id: &str) -> Vec<Attachm
         .filter_map(|a| {
             let attachment_id = a.get("id").and_then(Value::as_str)?;
             let url = a.get("url").and_then(Value::as_str).filter(|u| !u.is_empty())?;
-            let mime = text(a, "content_type");
-            let kind = kind_of(mime.as_deref(), voice);
+            let mime = opt_string(a, "content_type");
+            let kind = AttachmentKind::from_mime(mime.as_deref(), voice);
             let reference = [channel_id, message_id, attachment_id, url];
             let mut out = Attachment::new(id::encode(CHANNEL, &reference), kind);
-            out.name = text(a, "filename");
+            out.name = opt_string(a, "filename");
             out.mime = mime;
             out.size = a.get("size").and_then(Value::as_u64);
-            out.width = dimension(a, "width");
-            out.height = dimension(a, "height");
+            out.width = opt_u32(a, "width");
+            out.height = opt_u32(a, "height");
             out.duration_ms = a
                 .get("duration_secs")
                 .and_then(Value::as_f64)
@@ -55,27 +56,6 @@ pub fn cdn_url(attachment_id: &str) -> Result<String, MediaError> {
             "not a discord attachment id; use an id from a channel.message of this channel".into(),
         )),
     }
-}
-
-fn kind_of(mime: Option<&str>, voice: bool) -> AttachmentKind {
-    match mime.unwrap_or("") {
-        "image/gif" => AttachmentKind::Animation,
-        m if m.starts_with("image/") => AttachmentKind::Photo,
-        m if m.starts_with("video/") => AttachmentKind::Video,
-        m if m.starts_with("audio/") && voice => AttachmentKind::Voice,
-        m if m.starts_with("audio/") => AttachmentKind::Audio,
-        _ => AttachmentKind::Document,
-    }
-}
-
-fn text(v: &Value, key: &str) -> Option<String> {
-    v.get(key).and_then(Value::as_str).map(str::to_owned)
-}
-
-fn dimension(v: &Value, key: &str) -> Option<u32> {
-    v.get(key)
-        .and_then(Value::as_u64)
-        .and_then(|n| u32::try_from(n).ok())
 }
 
 #[cfg(test)]

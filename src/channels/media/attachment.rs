@@ -30,6 +30,20 @@ impl AttachmentKind {
         }
     }
 
+    /// The kind a file's content type implies: a GIF is an animation, and audio a voice
+    /// note when the platform marks it as one (`voice`); what is not image, video or audio
+    /// is a document.
+    pub fn from_mime(mime: Option<&str>, voice: bool) -> AttachmentKind {
+        match mime.unwrap_or("") {
+            "image/gif" => AttachmentKind::Animation,
+            m if m.starts_with("image/") => AttachmentKind::Photo,
+            m if m.starts_with("video/") => AttachmentKind::Video,
+            m if (m.starts_with("audio/") || m.is_empty()) && voice => AttachmentKind::Voice,
+            m if m.starts_with("audio/") => AttachmentKind::Audio,
+            _ => AttachmentKind::Document,
+        }
+    }
+
     /// Photos and videos are what platforms group into one album (Telegram's
     /// `sendMediaGroup` takes only these, mixed).
     pub fn is_visual(self) -> bool {
@@ -75,6 +89,32 @@ impl Attachment {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn kinds_from_content_types() {
+        use AttachmentKind::*;
+        let k = |m: Option<&str>, v| AttachmentKind::from_mime(m, v);
+        assert_eq!(
+            [
+                k(Some("image/gif"), false),
+                k(Some("image/png"), false),
+                k(Some("video/mp4"), false)
+            ],
+            [Animation, Photo, Video]
+        );
+        assert_eq!(
+            [
+                k(Some("audio/ogg"), true),
+                k(Some("audio/ogg"), false),
+                k(None, true)
+            ],
+            [Voice, Audio, Voice]
+        );
+        assert_eq!(
+            [k(Some("application/pdf"), true), k(None, false)],
+            [Document, Document]
+        );
+    }
     use serde_json::json;
 
     #[test]

@@ -11,6 +11,7 @@
 
 use serde_json::Value;
 
+use crate::channels::fields::{opt_string, opt_u32};
 use crate::channels::media::{Attachment, AttachmentKind, MediaError, id};
 
 const CHANNEL: &str = "slack";
@@ -27,17 +28,17 @@ pub fn attachments(m: &Value) -> Vec<Attachment> {
             let url = ["url_private_download", "url_private"]
                 .iter()
                 .find_map(|k| f.get(*k).and_then(Value::as_str).filter(|u| !u.is_empty()))?;
-            let mime = text(f, "mimetype");
+            let mime = opt_string(f, "mimetype");
             let voice = f.get("subtype").and_then(Value::as_str) == Some("slack_audio");
             let mut a = Attachment::new(
                 id::encode(CHANNEL, &[file_id, url]),
-                kind_of(mime.as_deref(), voice),
+                AttachmentKind::from_mime(mime.as_deref(), voice),
             );
-            a.name = text(f, "name");
+            a.name = opt_string(f, "name");
             a.mime = mime;
             a.size = f.get("size").and_then(Value::as_u64);
-            a.width = dimension(f, "original_w");
-            a.height = dimension(f, "original_h");
+            a.width = opt_u32(f, "original_w");
+            a.height = opt_u32(f, "original_h");
             a.duration_ms = f.get("duration_ms").and_then(Value::as_u64);
             Some(a)
         })
@@ -53,27 +54,6 @@ pub fn file_url(attachment_id: &str) -> Result<String, MediaError> {
             "not a slack attachment id; use an id from a channel.message of this channel".into(),
         )),
     }
-}
-
-fn kind_of(mime: Option<&str>, voice: bool) -> AttachmentKind {
-    match mime.unwrap_or("") {
-        _ if voice => AttachmentKind::Voice,
-        "image/gif" => AttachmentKind::Animation,
-        m if m.starts_with("image/") => AttachmentKind::Photo,
-        m if m.starts_with("video/") => AttachmentKind::Video,
-        m if m.starts_with("audio/") => AttachmentKind::Audio,
-        _ => AttachmentKind::Document,
-    }
-}
-
-fn text(v: &Value, key: &str) -> Option<String> {
-    v.get(key).and_then(Value::as_str).map(str::to_owned)
-}
-
-fn dimension(v: &Value, key: &str) -> Option<u32> {
-    v.get(key)
-        .and_then(Value::as_u64)
-        .and_then(|n| u32::try_from(n).ok())
 }
 
 #[cfg(test)]

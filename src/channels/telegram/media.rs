@@ -9,6 +9,7 @@
 
 use serde_json::Value;
 
+use crate::channels::fields::{opt_string, opt_u64};
 use crate::channels::media::{Attachment, AttachmentKind, MediaError, id};
 
 const CHANNEL: &str = "telegram";
@@ -52,11 +53,11 @@ pub fn file_id(attachment_id: &str) -> Result<String, MediaError> {
 /// `photo` is an array of sizes of one picture; the agent gets the largest.
 fn largest_photo(message: &Value) -> Option<Attachment> {
     let sizes = message.get("photo")?.as_array()?;
-    let area = |p: &Value| uint(p, "width").unwrap_or(0) * uint(p, "height").unwrap_or(0);
+    let area = |p: &Value| opt_u64(p, "width").unwrap_or(0) * opt_u64(p, "height").unwrap_or(0);
     let best = sizes
         .iter()
         .filter(|p| p.get("file_id").and_then(Value::as_str).is_some())
-        .max_by_key(|p| (area(p), uint(p, "file_size").unwrap_or(0)))?;
+        .max_by_key(|p| (area(p), opt_u64(p, "file_size").unwrap_or(0)))?;
     let mut a = file(best, AttachmentKind::Photo)?;
     // Telegram re-encodes every photo as JPEG.
     a.mime = Some("image/jpeg".into());
@@ -66,14 +67,14 @@ fn largest_photo(message: &Value) -> Option<Attachment> {
 fn file(f: &Value, kind: AttachmentKind) -> Option<Attachment> {
     let file_id = f.get("file_id")?.as_str().filter(|s| !s.is_empty())?;
     let mut a = Attachment::new(id::encode(CHANNEL, &[file_id]), kind);
-    a.name = text(f, "file_name");
-    a.mime = text(f, "mime_type").or_else(|| implied_mime(f, kind));
-    a.size = uint(f, "file_size");
+    a.name = opt_string(f, "file_name");
+    a.mime = opt_string(f, "mime_type").or_else(|| implied_mime(f, kind));
+    a.size = opt_u64(f, "file_size");
     // A video note is square: its side is `length`.
-    let side = uint(f, "length");
-    a.width = uint(f, "width").or(side).and_then(|v| u32::try_from(v).ok());
-    a.height = uint(f, "height").or(side).and_then(|v| u32::try_from(v).ok());
-    a.duration_ms = uint(f, "duration").map(|s| s.saturating_mul(1000));
+    let side = opt_u64(f, "length");
+    a.width = opt_u64(f, "width").or(side).and_then(|v| u32::try_from(v).ok());
+    a.height = opt_u64(f, "height").or(side).and_then(|v| u32::try_from(v).ok());
+    a.duration_ms = opt_u64(f, "duration").map(|s| s.saturating_mul(1000));
     Some(a)
 }
 
@@ -87,14 +88,6 @@ fn implied_mime(f: &Value, kind: AttachmentKind) -> Option<String> {
         _ => return None,
     };
     Some(m.to_owned())
-}
-
-fn text(v: &Value, key: &str) -> Option<String> {
-    v.get(key).and_then(Value::as_str).map(str::to_owned)
-}
-
-fn uint(v: &Value, key: &str) -> Option<u64> {
-    v.get(key).and_then(Value::as_u64)
 }
 
 #[cfg(test)]
