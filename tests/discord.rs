@@ -482,3 +482,29 @@ fn files_in_a_message_reach_the_agent_and_fetch_refreshes_an_expired_url() {
     );
     assert_eq!(r["error"]["code"], "NOT_FOUND", "{r}");
 }
+
+#[test]
+fn an_edit_arrives_as_an_edited_message_once() {
+    let _w = Watchdog::new("discord edits", SECS(30));
+    let fake = FakeDiscord::start(TOKEN);
+    let (_home, _gw, mut agent) = start(&fake);
+    let id = fake.push_message("555", Some("777"), "42", "frist");
+    let m = next_message(&mut agent, SECS(10));
+    assert_eq!(
+        (m["text"].as_str(), m["edited"].as_bool()),
+        (Some("frist"), Some(false))
+    );
+    fake.push_embed_update("555", &id);
+    fake.push_edit("555", &id, "42", "first");
+    let e = next_message(&mut agent, SECS(10));
+    assert_eq!(e["messageId"], id.as_str(), "{e}");
+    assert_eq!(
+        (e["text"].as_str(), e["edited"].as_bool()),
+        (Some("first"), Some(true)),
+        "{e}"
+    );
+    assert_eq!(e["ts"], 1_714_567_200_000u64, "the edit's time");
+    assert_ne!(e["cursor"], m["cursor"], "its own cursor");
+    // The embed update before it was not an edit; nothing else comes.
+    assert!(messages_for(&mut agent, Duration::from_millis(800), 1).is_empty());
+}

@@ -229,6 +229,35 @@ impl FakeDiscord {
         id
     }
 
+    /// A user's edit of message `id` in `channel`: a MESSAGE_UPDATE with the new content.
+    pub fn push_edit(&self, channel: &str, id: &str, author: &str, content: &str) {
+        let mut st = self.shared.lock();
+        if let Some(m) = st.messages.get_mut(&(channel.to_owned(), id.to_owned())) {
+            m.content = content.to_owned();
+        }
+        let d = json!({
+            "id": id, "channel_id": channel, "guild_id": "777", "type": 0, "content": content,
+            "author": {"id": author, "username": format!("user{author}")},
+            "timestamp": "2024-05-01T12:34:56.789000+00:00",
+            "edited_timestamp": "2024-05-01T12:40:00.000000+00:00",
+            "attachments": [], "embeds": []
+        });
+        st.dispatch("MESSAGE_UPDATE", d);
+        drop(st);
+        self.shared.notify();
+    }
+
+    /// Discord filling in an embed: a MESSAGE_UPDATE without content or author.
+    pub fn push_embed_update(&self, channel: &str, id: &str) {
+        let mut st = self.shared.lock();
+        st.dispatch(
+            "MESSAGE_UPDATE",
+            json!({"id": id, "channel_id": channel, "embeds": [{"type": "link"}]}),
+        );
+        drop(st);
+        self.shared.notify();
+    }
+
     /// A user message with files, each `(name, content type, bytes)`, served by the fake CDN
     /// at signed URLs (`?ex=`); returns the message id.
     pub fn push_message_with_files(

@@ -75,6 +75,8 @@ pub enum GwEvent {
     Resumed,
     /// A MESSAGE_CREATE `d`.
     Message(Value),
+    /// A MESSAGE_UPDATE `d`.
+    Edited(Value),
     /// Disconnected; reconnecting (state `backoff`).
     Trouble(String),
     /// Given up for good: the connector's new state and why. The thread has ended.
@@ -586,6 +588,10 @@ impl Client {
                         Some("MESSAGE_CREATE") => {
                             let mut frame = frame;
                             self.emit(GwEvent::Message(frame["d"].take()));
+                        }
+                        Some("MESSAGE_UPDATE") => {
+                            let mut frame = frame;
+                            self.emit(GwEvent::Edited(frame["d"].take()));
                         }
                         _ => {}
                     }

@@ -18,7 +18,8 @@
 //!   without a type; forwards, type 1, are not replies).
 //! - Only user-written messages (type 0 DEFAULT and 19 REPLY) are considered; joins, pins,
 //!   boosts and the like are skipped.
-//! - `ts` is the `timestamp` in unix ms.
+//! - `ts` is the `timestamp` in unix ms; for an edit (MESSAGE_UPDATE, `edited: true`) the
+//!   `edited_timestamp`.
 
 use serde_json::{Map, Value, json};
 
@@ -54,6 +55,36 @@ pub fn normalize(d: &Value, bot_id: Option<&str>) -> Normalized {
         None => "a MESSAGE_CREATE".to_owned(),
     };
     message(Fields::new(&what, d), bot_id).unwrap_or_else(Normalized::Incomplete)
+}
+
+/// Map one MESSAGE_UPDATE `d`: an edit of a message's text arrives as `channel.message` with
+/// `edited: true` and the new text, `ts` the edit's time. Updates that carry no `content`
+/// or no `author` are Discord filling in embeds or flags, not an edit: skipped.
+pub fn normalize_edit(d: &Value, bot_id: Option<&str>) -> Normalized {
+    if d.get("content").is_none() || d.get("author").is_none() {
+        return Normalized::Skip("an update without new text");
+    }
+    match normalize(d, bot_id) {
+        Normalized::Message {
+            id,
+            sender_id,
+            mut params,
+        } => {
+            params.insert("edited".into(), json!(true));
+            let at = Fields::new("", d)
+                .opt_str("edited_timestamp")
+                .and_then(rfc3339_ms);
+            if let Some(ms) = at {
+                params.insert("ts".into(), json!(ms));
+            }
+            Normalized::Message {
+                id,
+                sender_id,
+                params,
+            }
+        }
+        other => other,
+    }
 }
 
 fn message(d: Fields<'_>, bot_id: Option<&str>) -> Result<Normalized, Missing> {

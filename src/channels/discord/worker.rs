@@ -22,7 +22,7 @@ use serde_json::Value;
 
 use super::api::{RateInfo, RestApi, RestError};
 use super::gateway::{GatewayHandle, GwEvent};
-use super::normalize::{Normalized, normalize};
+use super::normalize::{Normalized, normalize, normalize_edit};
 use super::outbound::{Done, Outbound, snowflake};
 use crate::channels::calls::Calls;
 use crate::channels::inbox::{HOLD_MAX, Inbox, Seq, Written};
@@ -249,7 +249,11 @@ impl Worker {
             GwEvent::Resumed => self.mark_running(),
             GwEvent::Message(d) => {
                 self.status.last_poll_ms = Some(crate::procinfo::unix_ms());
-                self.on_message(&d);
+                self.on_message(normalize(&d, self.bot_id.as_deref()), false);
+            }
+            GwEvent::Edited(d) => {
+                self.status.last_poll_ms = Some(crate::procinfo::unix_ms());
+                self.on_message(normalize_edit(&d, self.bot_id.as_deref()), true);
             }
             GwEvent::Trouble(why) => self.set_state("backoff", Some(why)),
             GwEvent::Fatal { state, error } => {
@@ -263,8 +267,9 @@ impl Worker {
         }
     }
 
-    fn on_message(&mut self, d: &Value) {
-        let (id, sender_id, params) = match normalize(d, self.bot_id.as_deref()) {
+    /// A normalized MESSAGE_CREATE, or an edit of one (`edited`).
+    fn on_message(&mut self, normalized: Normalized, edited: bool) {
+        let (id, sender_id, params) = match normalized {
             Normalized::Message {
                 id,
                 sender_id,
@@ -300,8 +305,20 @@ impl Worker {
             return;
         }
         let chat = params["chatId"].as_str().unwrap_or_default().to_owned();
-        let source = format!("discord/{}/{chat}", self.bot_id.as_deref().unwrap_or("0"));
-        match self.inbox.push(source, Seq::Given(id), params, Instant::now()) {
+        let bot = self.bot_id.as_deref().unwrap_or("0");
+        // An edit keeps its message's id, which the spool has seen: edits are their own
+        // source, numbered by the edit's time (and the id's low digits, for two edits in one
+        // millisecond), so each is delivered once and a replay after Resume is not.
+        let (source, seq) = if edited {
+            let ms = params["ts"].as_u64().unwrap_or(0);
+            (
+                format!("discord/{bot}/{chat}/edits"),
+                ms.saturating_mul(1000) + id % 1000,
+            )
+        } else {
+            (format!("discord/{bot}/{chat}"), id)
+        };
+        match self.inbox.push(source, Seq::Given(seq), params, Instant::now()) {
             Ok(written) => self.written(written),
             Err(_) => {
                 log::error!(
