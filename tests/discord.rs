@@ -473,6 +473,23 @@ fn files_in_a_message_reach_the_agent_and_fetch_refreshes_an_expired_url() {
     assert!(r["result"]["path"].is_string(), "{r}");
     assert_eq!(fake.cdn_counts().0, 3);
 
+    // An expired URL that cannot be refreshed: retryable, and says why.
+    let id = fake.push_message_with_files("555", "42", "", &[("late.txt", "text/plain", b"late")]);
+    let m = next_message(&mut agent, SECS(10));
+    assert_eq!(m["messageId"], id.as_str());
+    fake.expire_cdn_urls();
+    fake.break_refresh(true);
+    let r = fetch(&mut agent, "f5", &m["attachments"][0]);
+    assert_eq!(r["error"]["code"], "UNAVAILABLE", "{r}");
+    assert_eq!(r["error"]["retryable"], true, "{r}");
+    assert!(
+        r["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("refreshing it failed"),
+        "{r}"
+    );
+
     // A Telegram id is not Discord's.
     let r = call(
         &mut agent,

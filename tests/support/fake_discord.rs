@@ -119,6 +119,8 @@ struct State {
     cdn: HashMap<String, CdnFile>,
     cdn_downloads: usize,
     refreshes: usize,
+    /// `/attachments/refresh-urls` answers 500.
+    refresh_broken: bool,
     /// Typing triggers: channel, when.
     typing: Vec<(String, Instant)>,
     /// Every message in a channel as people see it: (channel, id) → content, the bot's or not.
@@ -317,6 +319,11 @@ impl FakeDiscord {
         for file in self.shared.lock().cdn.values_mut() {
             file.valid.clear();
         }
+    }
+
+    /// Make `/attachments/refresh-urls` answer 500.
+    pub fn break_refresh(&self, on: bool) {
+        self.shared.lock().refresh_broken = on;
     }
 
     /// CDN downloads served (successful or not), and refresh-urls calls.
@@ -669,6 +676,9 @@ fn cdn_get(st: &mut State, target: &str, has_auth: bool) -> (u16, Vec<u8>) {
 /// `POST /attachments/refresh-urls`: a fresh signed URL for each one given.
 fn refresh_urls(st: &mut State, body: &[u8]) -> Reply {
     st.refreshes += 1;
+    if st.refresh_broken {
+        return Reply::json(500, json!({"code": 0, "message": "500: Internal Server Error"}));
+    }
     let Ok(req) = serde_json::from_slice::<Value>(body) else {
         return Reply::json(
             400,

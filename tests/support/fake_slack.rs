@@ -103,6 +103,8 @@ struct State {
     /// Files users shared, by the path of their private URL.
     private_files: HashMap<String, Vec<u8>>,
     file_downloads: usize,
+    /// Refuse private file downloads as Slack does for a token without `files:read`.
+    refuse_files: bool,
     requests: Vec<(String, Value)>,
     faults: HashMap<String, VecDeque<Fault>>,
     /// Answers and frames stripped to what a minimal emulator sends (see
@@ -172,6 +174,7 @@ impl FakeSlack {
                 messages: std::collections::BTreeMap::new(),
                 private_files: HashMap::new(),
                 file_downloads: 0,
+                refuse_files: false,
                 requests: Vec::new(),
                 faults: HashMap::new(),
                 minimal: false,
@@ -246,6 +249,11 @@ impl FakeSlack {
             .filter(|((c, _), _)| c == channel)
             .map(|((_, ts), (t, bot, r))| (ts.clone(), t.clone(), *bot, r.clone()))
             .collect()
+    }
+
+    /// Answer private file downloads 403, as for a bot token without `files:read`.
+    pub fn refuse_file_downloads(&self, on: bool) {
+        self.lock().refuse_files = on;
     }
 
     /// Private file downloads asked for (with or without the token).
@@ -716,7 +724,7 @@ fn private_file(shared: &Shared, request: &super::fake_telegram::Request) -> (u1
         .iter()
         .find(|(k, _)| k == "authorization")
         .map(|(_, v)| v.clone());
-    if auth.as_deref() != Some(&format!("Bearer {}", st.bot_token)) {
+    if st.refuse_files || auth.as_deref() != Some(&format!("Bearer {}", st.bot_token)) {
         return (403, b"not authorized".to_vec());
     }
     match st.private_files.get(&request.target) {
