@@ -118,9 +118,9 @@ impl Router {
                 return;
             }
         }
-        let Some(slot) = self.connectors.get(request.channel.as_str()) else {
+        if !self.connectors.contains_key(request.channel.as_str()) {
             return reply_now(self, Err(super::channel_not_enabled(&request.channel)));
-        };
+        }
         // Opening files is quick (the policy opens non-blocking), and doing it here refuses a
         // bad path before the connector queues anything.
         let files = if request.attachments.is_empty() {
@@ -133,21 +133,9 @@ impl Router {
             }
         };
         let id = self.sends.next_id();
-        if slot
-            .commands
-            .send(ConnectorCommand::Send(SendJob { id, request, files }))
-            .is_err()
-        {
-            return reply_now(
-                self,
-                Err(ErrorBody::retryable(
-                    ErrorCode::Unavailable,
-                    "the connector has stopped",
-                    None,
-                )),
-            );
-        }
-        self.sends.begin(id, key, (conn, request_id));
+        let channel = request.channel.clone();
+        let command = ConnectorCommand::Send(SendJob { id, request, files });
+        self.hand_over(conn, request_id, &channel, id, key, command);
     }
 
     /// Hand a `channels.typing` to its connector; the answer comes back like a send's.
@@ -159,31 +147,42 @@ impl Router {
                 return self.out.send_frame(conn, reply_frame(&request_id, &Err(body)));
             }
         };
-        let Some(slot) = self.connectors.get(request.channel.as_str()) else {
-            let body = super::channel_not_enabled(&request.channel);
-            return self.out.send_frame(conn, reply_frame(&request_id, &Err(body)));
-        };
         let id = self.sends.next_id();
-        let job = TypingJob { id, request, ttl };
-        if slot.commands.send(ConnectorCommand::Typing(job)).is_err() {
-            let body = ErrorBody::retryable(ErrorCode::Unavailable, "the connector has stopped", None);
-            return self.out.send_frame(conn, reply_frame(&request_id, &Err(body)));
-        }
-        self.sends.begin(id, None, (conn, request_id));
+        let channel = request.channel.clone();
+        let command = ConnectorCommand::Typing(TypingJob { id, request, ttl });
+        self.hand_over(conn, request_id, &channel, id, None, command);
     }
 
     /// Hand an edit, delete or reaction to its connector; the answer comes back like a send's.
     pub(super) fn channels_act(&mut self, conn: ConnId, request_id: String, job: ActionJob) {
-        let id = job.id;
-        let Some(slot) = self.connectors.get(job.channel.as_str()) else {
-            let body = super::channel_not_enabled(&job.channel);
-            return self.out.send_frame(conn, reply_frame(&request_id, &Err(body)));
+        let (id, channel) = (job.id, job.channel.clone());
+        self.hand_over(conn, request_id, &channel, id, None, ConnectorCommand::Act(job));
+    }
+
+    /// Give `command` (job `id`) to `channel`'s connector and wait for its `SendDone`, or
+    /// answer at once when that connector is not running.
+    fn hand_over(
+        &mut self,
+        conn: ConnId,
+        request_id: String,
+        channel: &str,
+        id: u64,
+        key: Option<String>,
+        command: ConnectorCommand,
+    ) {
+        let refused = match self.connectors.get(channel) {
+            None => Some(super::channel_not_enabled(channel)),
+            Some(slot) if slot.commands.send(command).is_err() => Some(ErrorBody::retryable(
+                ErrorCode::Unavailable,
+                "the connector has stopped",
+                None,
+            )),
+            Some(_) => None,
         };
-        if slot.commands.send(ConnectorCommand::Act(job)).is_err() {
-            let body = ErrorBody::retryable(ErrorCode::Unavailable, "the connector has stopped", None);
-            return self.out.send_frame(conn, reply_frame(&request_id, &Err(body)));
+        match refused {
+            Some(body) => self.out.send_frame(conn, reply_frame(&request_id, &Err(body))),
+            None => self.sends.begin(id, key, (conn, request_id)),
         }
-        self.sends.begin(id, None, (conn, request_id));
     }
 
     /// A connector finished a send: answer every waiting caller, remember it by key.
