@@ -11,16 +11,9 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use support::fake_telegram::FakeTelegram;
 use support::telegram::{TOKEN, call, start};
-use support::{Watchdog, Ws};
+use support::{Watchdog, Ws, error_code};
 
 const SECS: fn(u64) -> Duration = Duration::from_secs;
-
-fn code(r: &Value) -> String {
-    r["error"]["code"]
-        .as_str()
-        .unwrap_or_else(|| panic!("an error in {r}"))
-        .to_owned()
-}
 
 fn send(ws: &mut Ws, channel: &str, to: &str, text: &str) -> String {
     let r = call(
@@ -83,7 +76,7 @@ fn telegram_edit_delete_react() {
     assert!(r["result"].is_object(), "{r}");
     assert!(fake.reactions(100, n).is_empty());
     let r = act(&mut op, "channels.react", with(t(&id), "emoji", json!("🦀")));
-    assert_eq!(code(&r), "INVALID_REQUEST");
+    assert_eq!(error_code(&r), "INVALID_REQUEST");
     assert!(
         r["error"]["message"].as_str().unwrap().contains("🦀"),
         "names the emoji: {r}"
@@ -92,7 +85,7 @@ fn telegram_edit_delete_react() {
     let r = act(&mut op, "channels.delete", t(&other));
     assert_eq!(r["result"], json!({"deleted": true}), "{r}");
     let r = act(&mut op, "channels.delete", t(&other));
-    assert_eq!(code(&r), "NOT_FOUND", "deleting twice: {r}");
+    assert_eq!(error_code(&r), "NOT_FOUND", "deleting twice: {r}");
     let visible: Vec<String> = fake.visible(100).into_iter().map(|(_, t)| t).collect();
     assert_eq!(visible, ["final <b>text</b>"], "what the chat shows now");
 
@@ -103,11 +96,11 @@ fn telegram_edit_delete_react() {
     let m = support::telegram::next_message(&mut agent, SECS(10));
     let users = m["messageId"].as_str().unwrap().to_owned();
     let r = act(&mut op, "channels.edit", with(t(&users), "text", json!("hijack")));
-    assert_eq!(code(&r), "FORBIDDEN", "{r}");
+    assert_eq!(error_code(&r), "FORBIDDEN", "{r}");
     let r = act(&mut op, "channels.delete", t(&users));
-    assert_eq!(code(&r), "FORBIDDEN", "{r}");
+    assert_eq!(error_code(&r), "FORBIDDEN", "{r}");
     let r = act(&mut op, "channels.edit", with(t("9999"), "text", json!("x")));
-    assert_eq!(code(&r), "NOT_FOUND", "{r}");
+    assert_eq!(error_code(&r), "NOT_FOUND", "{r}");
 
     // Bad params, refused before Telegram hears of them.
     let r = act(
@@ -115,17 +108,17 @@ fn telegram_edit_delete_react() {
         "channels.edit",
         with(t(&id), "text", json!("x".repeat(4097))),
     );
-    assert_eq!(code(&r), "PAYLOAD_TOO_LARGE", "an edit is not split: {r}");
+    assert_eq!(error_code(&r), "PAYLOAD_TOO_LARGE", "an edit is not split: {r}");
     let r = act(&mut op, "channels.edit", with(t(&id), "text", json!("  ")));
-    assert_eq!(code(&r), "INVALID_REQUEST", "{r}");
+    assert_eq!(error_code(&r), "INVALID_REQUEST", "{r}");
     let r = act(&mut op, "channels.delete", t("abc"));
-    assert_eq!(code(&r), "INVALID_REQUEST", "{r}");
+    assert_eq!(error_code(&r), "INVALID_REQUEST", "{r}");
     let r = act(
         &mut op,
         "channels.react",
         json!({"channel": "telegram", "to": "100", "messageId": id}),
     );
-    assert_eq!(code(&r), "INVALID_REQUEST", "no emoji: {r}");
+    assert_eq!(error_code(&r), "INVALID_REQUEST", "no emoji: {r}");
     let r = act(
         &mut op,
         "channels.edit",
@@ -134,7 +127,7 @@ fn telegram_edit_delete_react() {
     assert!(r["error"].is_object(), "a channel that is not enabled: {r}");
     let mut ro = gw.client(None, "operator", "readonly");
     let r = act(&mut ro, "channels.delete", t(&id));
-    assert_eq!(code(&r), "FORBIDDEN", "{r}");
+    assert_eq!(error_code(&r), "FORBIDDEN", "{r}");
 }
 
 #[test]
@@ -159,12 +152,12 @@ fn discord_edit_delete_react() {
         "channels.react",
         with(d(&id), "emoji", json!("party")),
     );
-    assert_eq!(code(&r), "INVALID_REQUEST", "{r}");
+    assert_eq!(error_code(&r), "INVALID_REQUEST", "{r}");
     assert!(r["error"]["message"].as_str().unwrap().contains("party"), "{r}");
     let r = act(&mut agent, "channels.delete", d(&gone));
     assert_eq!(r["result"], json!({"deleted": true}), "{r}");
     let r = act(&mut agent, "channels.delete", d(&gone));
-    assert_eq!(code(&r), "NOT_FOUND", "{r}");
+    assert_eq!(error_code(&r), "NOT_FOUND", "{r}");
     let visible = fake.visible("555");
     assert_eq!(visible.len(), 1, "{visible:?}");
     assert_eq!((visible[0].1.content.as_str(), visible[0].1.edits), ("final", 1));
@@ -177,15 +170,15 @@ fn discord_edit_delete_react() {
         "channels.edit",
         with(d(&users), "text", json!("hijack")),
     );
-    assert_eq!(code(&r), "FORBIDDEN", "{r}");
+    assert_eq!(error_code(&r), "FORBIDDEN", "{r}");
     let r = act(
         &mut agent,
         "channels.edit",
         with(d(&id), "text", json!("y".repeat(2001))),
     );
-    assert_eq!(code(&r), "PAYLOAD_TOO_LARGE", "{r}");
+    assert_eq!(error_code(&r), "PAYLOAD_TOO_LARGE", "{r}");
     let r = act(&mut agent, "channels.delete", d("nope"));
-    assert_eq!(code(&r), "INVALID_REQUEST", "{r}");
+    assert_eq!(error_code(&r), "INVALID_REQUEST", "{r}");
 }
 
 #[test]
@@ -209,13 +202,17 @@ fn slack_edit_delete_react() {
         assert_eq!(r["result"], json!({}), "{emoji}: {r}");
     }
     let r = act(&mut agent, "channels.react", with(s(&ts), "emoji", json!("🦀")));
-    assert_eq!(code(&r), "INVALID_REQUEST", "not in the table, not a name: {r}");
+    assert_eq!(
+        error_code(&r),
+        "INVALID_REQUEST",
+        "not in the table, not a name: {r}"
+    );
     let r = act(
         &mut agent,
         "channels.react",
         with(s(&ts), "emoji", json!("not_a_slack_emoji")),
     );
-    assert_eq!(code(&r), "INVALID_REQUEST", "Slack's invalid_name: {r}");
+    assert_eq!(error_code(&r), "INVALID_REQUEST", "Slack's invalid_name: {r}");
     let r = act(
         &mut agent,
         "channels.react",
@@ -225,7 +222,7 @@ fn slack_edit_delete_react() {
     let r = act(&mut agent, "channels.delete", s(&gone));
     assert_eq!(r["result"], json!({"deleted": true}), "{r}");
     let r = act(&mut agent, "channels.delete", s(&gone));
-    assert_eq!(code(&r), "NOT_FOUND", "{r}");
+    assert_eq!(error_code(&r), "NOT_FOUND", "{r}");
     let visible = fake.visible("C1");
     assert_eq!(visible.len(), 1, "{visible:?}");
     assert_eq!(
@@ -241,7 +238,7 @@ fn slack_edit_delete_react() {
         "channels.edit",
         with(s(&users), "text", json!("hijack")),
     );
-    assert_eq!(code(&r), "FORBIDDEN", "{r}");
+    assert_eq!(error_code(&r), "FORBIDDEN", "{r}");
     let r = act(&mut agent, "channels.delete", s(&users));
-    assert_eq!(code(&r), "FORBIDDEN", "{r}");
+    assert_eq!(error_code(&r), "FORBIDDEN", "{r}");
 }

@@ -417,6 +417,7 @@ fn text_to(chat: i64, text: &str) -> SendMessage {
         parse_mode: None,
         message_thread_id: None,
         reply_to_message_id: None,
+        reply_markup: None,
     }
 }
 

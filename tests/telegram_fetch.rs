@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use support::fake_telegram::{DOWNLOAD_LIMIT, DownloadFault, FakeTelegram};
 use support::telegram::{TOKEN, call, next_message, polling_agent, start, start_with};
-use support::{Gateway, Watchdog, Ws};
+use support::{Gateway, Watchdog, Ws, error_code};
 
 fn sha256(bytes: &[u8]) -> String {
     Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
@@ -51,12 +51,6 @@ fn fetch(ws: &mut Ws, id: &str, attachment: &str, inline: bool) -> Value {
         "channels.fetch",
         json!({"channel": "telegram", "attachment": attachment, "inline": inline}),
     )
-}
-
-fn error_code(r: &Value) -> &str {
-    r["error"]["code"]
-        .as_str()
-        .unwrap_or_else(|| panic!("an error in {r}"))
 }
 
 /// Files in `<state>/media/` other than sidecars: what a failed download must not leave.

@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! cargo run --release --bin emonk-bench -- all [--runs N] [--quick]
-//! cargo run --release --bin emonk-bench -- rtt|fanout|idle|clients|startup|stop|telegram|media|size
+//! cargo run --release --bin emonk-bench -- rtt|fanout|idle|clients|startup|stop|telegram|media|stream|size
 //! ```
 //!
 //! Goals are checked here, never by timed tests in CI. Each figure lives in its own module
@@ -45,6 +45,8 @@ mod pool;
 mod report;
 #[path = "emonk_bench/rtt.rs"]
 mod rtt;
+#[path = "emonk_bench/stream.rs"]
+mod stream;
 #[path = "emonk_bench/telegram.rs"]
 mod telegram;
 
@@ -55,11 +57,11 @@ use std::time::Duration;
 use report::Report;
 
 const FIGURES: &[&str] = &[
-    "rtt", "fanout", "idle", "clients", "startup", "stop", "telegram", "media", "size",
+    "rtt", "fanout", "idle", "clients", "startup", "stop", "telegram", "media", "stream", "size",
 ];
 
 const USAGE: &str =
-    "usage: emonk-bench all|rtt|fanout|idle|clients|startup|stop|telegram|media|size... [--runs N] [--quick]
+    "usage: emonk-bench all|rtt|fanout|idle|clients|startup|stop|telegram|media|stream|size... [--runs N] [--quick]
   Starts target/release/emonkd (built first if needed) and prints one table of figures.
   --runs N   runs per figure, the median is reported (default 5)
   --quick    short windows and small workloads: a smoke test of the harness
@@ -134,6 +136,7 @@ fn main() -> ExitCode {
             "stop" => lifecycle::stop(&ctx, &mut report),
             "telegram" => telegram::run(&ctx, &mut report),
             "media" => media::run(&ctx, &mut report),
+            "stream" => stream::run(&ctx, &mut report),
             "size" => lifecycle::size(&ctx, &mut report),
             _ => unreachable!("checked above"),
         }

@@ -18,6 +18,7 @@ use serde_json::{Map, Value};
 
 use super::spool_trouble::SpoolTrouble;
 use super::{ChannelStatus, ConnectorContext, ConnectorEvent};
+use crate::spool::Kind;
 use crate::spool::{Entry, Spool};
 
 /// Messages held in memory at most while the spool refuses writes (about 1 KiB each).
@@ -35,6 +36,7 @@ pub enum Seq {
 
 struct Held {
     source: String,
+    kind: Kind,
     seq: Seq,
     params: Map<String, Value>,
 }
@@ -116,10 +118,27 @@ impl Inbox {
         params: Map<String, Value>,
         now: Instant,
     ) -> Result<Written, Map<String, Value>> {
+        self.push_kind(source, Kind::Message, seq, params, now)
+    }
+
+    /// [`Inbox::push`] for an entry of `kind` (a button press is `Kind::Action`).
+    pub fn push_kind(
+        &mut self,
+        source: String,
+        kind: Kind,
+        seq: Seq,
+        params: Map<String, Value>,
+        now: Instant,
+    ) -> Result<Written, Map<String, Value>> {
         if self.is_full() {
             return Err(params);
         }
-        self.held.push_back(Held { source, seq, params });
+        self.held.push_back(Held {
+            source,
+            kind,
+            seq,
+            params,
+        });
         if self.held.len() > 1 && !self.trouble.due(now) {
             log::debug!(
                 "{}: holding a message behind {} others",
@@ -147,7 +166,12 @@ impl Inbox {
         let mut spool = spool.lock().expect("spool lock");
         while let Some(first) = self.held.front() {
             let source = first.source.clone();
-            let run = self.held.iter().take_while(|h| h.source == source).count();
+            let kind = self.held[0].kind;
+            let run = self
+                .held
+                .iter()
+                .take_while(|h| h.source == source && h.kind == kind)
+                .count();
             let mut next = spool.high_water(&source).unwrap_or(0);
             let batch: Vec<(u64, Map<String, Value>)> = self
                 .held
@@ -162,7 +186,7 @@ impl Inbox {
                     (seq, h.params.clone())
                 })
                 .collect();
-            match spool.append(&source, batch) {
+            match spool.append_kind(&source, kind, batch) {
                 Ok(entries) => {
                     self.held.drain(..run);
                     written.entries.extend(entries);

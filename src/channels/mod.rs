@@ -11,6 +11,7 @@
 //! [`ConnectorEvent::Inbound`] so the router can deliver them.
 
 pub mod actions;
+pub mod buttons;
 pub mod calls;
 pub mod discord;
 pub mod fetch;
@@ -18,11 +19,13 @@ pub mod fields;
 pub mod http;
 pub mod inbox;
 pub mod media;
+pub mod mention;
 pub mod outbound;
 pub mod slack;
 pub mod split;
 pub mod spool_trouble;
 pub mod status;
+pub mod stream;
 pub mod telegram;
 pub mod typing;
 
@@ -55,6 +58,8 @@ pub struct ChannelStatus {
     pub last_poll_ms: Option<u64>,
     pub inbound: u64,
     pub outbound: u64,
+    /// Group messages not delivered because they did not mention the bot (`requireMention`).
+    pub ignored: u64,
     /// Unacknowledged messages from this channel in the spool.
     pub spooled: u64,
 }
@@ -70,6 +75,7 @@ impl ChannelStatus {
             last_poll_ms: None,
             inbound: 0,
             outbound: 0,
+            ignored: 0,
             spooled: 0,
         }
     }
@@ -105,6 +111,9 @@ pub struct SendRequest {
     pub format: TextFormat,
     #[serde(default)]
     pub idempotency_key: Option<String>,
+    /// Rows of buttons under the message (contract, "Groups and buttons").
+    #[serde(default)]
+    pub buttons: buttons::Rows,
 }
 
 /// One `channels.send` handed to a connector; answered with [`ConnectorEvent::SendDone`].
@@ -150,6 +159,9 @@ pub enum ConnectorCommand {
     /// Show a typing indicator and keep it up; answer with [`ConnectorEvent::SendDone`]
     /// carrying `{"shown":bool}` once the platform took (or refused) the first one.
     Typing(typing::TypingJob),
+    /// Stop keeping the indicator in this chat alive (a stream closed without a message);
+    /// no answer.
+    TypingOff { to: String, thread_id: Option<String> },
     /// Stop: abandon what is in flight within the shutdown budget and return.
     Stop,
     /// A liveness probe: answer it from the connector's own loop (see
@@ -180,6 +192,8 @@ pub trait Connector: Send + 'static {
     fn channel(&self) -> &'static str;
     /// The status to show before the thread has reported anything.
     fn initial_status(&self) -> ChannelStatus;
+    /// The platform's message limits and the configured edit pace, for streamed replies.
+    fn stream_shape(&self) -> stream::StreamShape;
     /// The thread body: runs until `Stop` arrives or the command channel disconnects.
     fn run(self: Box<Self>, ctx: ConnectorContext);
 }

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::channels::actions::Action;
+use crate::channels::buttons::Rows;
 use crate::channels::calls::CallId;
 use crate::channels::fields::Fields;
 use crate::channels::media::outgoing::OutFile;
@@ -97,6 +98,24 @@ pub fn parts_of(
     parts
 }
 
+/// The parts of a send with `buttons`: as [`parts_of`], except that with buttons the text
+/// never becomes a caption but goes last as its own message, the one that carries them (a
+/// platform's album or file upload cannot). A send without buttons is [`parts_of`]'s.
+pub fn parts_with_buttons(
+    text: &str,
+    files: Vec<OutFile>,
+    buttons: &Rows,
+    shape: &Shape,
+    group: impl FnOnce(Vec<OutFile>) -> Vec<Vec<OutFile>>,
+) -> Vec<Part> {
+    if buttons.is_empty() || files.is_empty() {
+        return parts_of(text, files, shape, group);
+    }
+    let mut parts = parts_of("", files, shape, group);
+    parts.extend(parts_of(text, Vec::new(), shape, |f| vec![f]));
+    parts
+}
+
 /// The HTTP timeout of an upload of `bytes`: the text timeout plus a second per 256 KiB
 /// (a 50 MB file gets about 3.5 minutes, an uplink of 256 KB/s), at most 15 minutes.
 pub fn upload_timeout(bytes: u64) -> Duration {
@@ -116,6 +135,8 @@ pub struct Job<X> {
     pub connect_retries: u32,
     pub not_before: Instant,
     pub call: Option<CallId>,
+    /// `buttons` of the send, carried by its last message.
+    pub buttons: Rows,
     pub extra: X,
 }
 
@@ -130,8 +151,20 @@ impl<X> Job<X> {
             connect_retries: 0,
             not_before: now,
             call: None,
+            buttons: Rows::new(),
             extra,
         }
+    }
+
+    /// The job with `buttons` on its last message.
+    pub fn with_buttons(mut self, buttons: Rows) -> Job<X> {
+        self.buttons = buttons;
+        self
+    }
+
+    /// The buttons the part sent next carries: the send's, on its last part.
+    pub fn buttons_now(&self) -> Option<&Rows> {
+        (!self.buttons.is_empty() && self.next + 1 == self.parts.len()).then_some(&self.buttons)
     }
 
     /// The part went out as the messages `message_ids` (one, or an album's). True when it

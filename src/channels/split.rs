@@ -54,6 +54,13 @@ pub fn split_text(text: &str, max_units: usize, units: Units) -> Vec<String> {
     parts
 }
 
+/// Where the first part of `text` ends: `None` when `text` fits in `max_units`, else `(end of
+/// the first part, start of the rest)` as byte offsets, cut exactly as [`split_text`] cuts.
+/// A stream uses it to finish one message and continue the text in the next.
+pub fn first_cut(text: &str, max_units: usize, units: Units) -> Option<(usize, usize)> {
+    find_cut(text, max_units.max(1), units)
+}
+
 /// Whitespace where a message may be cut.
 fn is_break(c: char) -> bool {
     c.is_whitespace() && !matches!(c, '\u{a0}' | '\u{2007}' | '\u{202f}')

@@ -58,10 +58,14 @@ pub const AGENT_TIMEOUT_RANGE: (u64, u64) = (1, 86_400_000);
 pub const DEFAULT_CLIENT_BACKLOG_BYTES: usize = 4_194_304;
 /// Allowed `gateway.clientBacklogBytes`.
 pub const CLIENT_BACKLOG_RANGE: (u64, u64) = (65_536, 1_073_741_824);
+pub use crate::channels::stream::DEFAULT_EDIT_INTERVAL_MS;
 /// Default `channels.telegram.pollTimeoutSecs`.
 pub const DEFAULT_POLL_TIMEOUT_SECS: u64 = 25;
 /// Allowed `channels.telegram.pollTimeoutSecs`: Telegram caps long polls at 50 s.
 pub const POLL_TIMEOUT_RANGE: (u64, u64) = (1, 50);
+/// Allowed `channels.<name>.streamEditIntervalMs`: faster than 10 edits a second is a flood on
+/// every platform; slower than a minute is no longer a live reply.
+pub const STREAM_EDIT_INTERVAL_RANGE: (u64, u64) = (100, 60_000);
 /// Default `channels.telegram.apiBaseUrl`.
 pub const DEFAULT_TELEGRAM_API: &str = "https://api.telegram.org";
 /// Default `channels.discord.apiBaseUrl`.
@@ -300,6 +304,10 @@ pub struct TelegramConfig {
     pub poll_timeout_secs: u64,
     /// Sender ids as strings; `"*"` admits everyone, empty admits no one.
     pub allow_from: Vec<String>,
+    /// The least time between two edits of a streamed reply.
+    pub stream_edit_interval_ms: u64,
+    /// Group messages reach the agent only when they mention the bot.
+    pub require_mention: bool,
 }
 
 impl Default for TelegramConfig {
@@ -311,6 +319,8 @@ impl Default for TelegramConfig {
             api_base_url: DEFAULT_TELEGRAM_API.to_string(),
             poll_timeout_secs: DEFAULT_POLL_TIMEOUT_SECS,
             allow_from: Vec::new(),
+            stream_edit_interval_ms: DEFAULT_EDIT_INTERVAL_MS,
+            require_mention: true,
         }
     }
 }
@@ -325,6 +335,8 @@ pub struct DiscordConfig {
     pub token_file: Option<PathBuf>,
     pub api_base_url: String,
     pub allow_from: Vec<String>,
+    pub stream_edit_interval_ms: u64,
+    pub require_mention: bool,
 }
 
 impl Default for DiscordConfig {
@@ -335,6 +347,8 @@ impl Default for DiscordConfig {
             token_file: None,
             api_base_url: DEFAULT_DISCORD_API.to_string(),
             allow_from: Vec::new(),
+            stream_edit_interval_ms: DEFAULT_EDIT_INTERVAL_MS,
+            require_mention: true,
         }
     }
 }
@@ -352,6 +366,8 @@ pub struct SlackConfig {
     pub bot_token_file: Option<PathBuf>,
     pub api_base_url: String,
     pub allow_from: Vec<String>,
+    pub stream_edit_interval_ms: u64,
+    pub require_mention: bool,
 }
 
 impl Default for SlackConfig {
@@ -364,6 +380,8 @@ impl Default for SlackConfig {
             bot_token_file: None,
             api_base_url: DEFAULT_SLACK_API.to_string(),
             allow_from: Vec::new(),
+            stream_edit_interval_ms: DEFAULT_EDIT_INTERVAL_MS,
+            require_mention: true,
         }
     }
 }

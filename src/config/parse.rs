@@ -19,7 +19,7 @@ use super::{
     AGENT_TIMEOUT_RANGE, AuthConfig, BindMode, CLIENT_BACKLOG_RANGE, ChannelsConfig, Config, ConfigError,
     DiscordConfig, GatewayConfig, MAX_CLIENTS_RANGE, MAX_PAYLOAD_RANGE, MEDIA_CACHE_MAX_BYTES_RANGE,
     MEDIA_MAX_BYTES_RANGE, MediaConfig, POLL_TIMEOUT_RANGE, SPOOL_MAX_BYTES_RANGE, SPOOL_MAX_ENTRIES_RANGE,
-    Secret, SlackConfig, SpoolConfig, TICK_INTERVAL_RANGE, TelegramConfig,
+    STREAM_EDIT_INTERVAL_RANGE, Secret, SlackConfig, SpoolConfig, TICK_INTERVAL_RANGE, TelegramConfig,
 };
 use crate::json_type::json_type_name;
 
@@ -179,6 +179,10 @@ fn telegram(o: &Obj) -> Result<TelegramConfig> {
             .int("pollTimeoutSecs", POLL_TIMEOUT_RANGE)?
             .unwrap_or(d.poll_timeout_secs),
         allow_from: o.ids("allowFrom")?.unwrap_or(d.allow_from),
+        stream_edit_interval_ms: o
+            .int("streamEditIntervalMs", STREAM_EDIT_INTERVAL_RANGE)?
+            .unwrap_or(d.stream_edit_interval_ms),
+        require_mention: o.bool("requireMention")?.unwrap_or(d.require_mention),
     })
 }
 
@@ -192,6 +196,10 @@ fn discord(o: &Obj) -> Result<DiscordConfig> {
         token_file,
         api_base_url: o.url("apiBaseUrl")?.unwrap_or(d.api_base_url),
         allow_from: o.ids("allowFrom")?.unwrap_or(d.allow_from),
+        stream_edit_interval_ms: o
+            .int("streamEditIntervalMs", STREAM_EDIT_INTERVAL_RANGE)?
+            .unwrap_or(d.stream_edit_interval_ms),
+        require_mention: o.bool("requireMention")?.unwrap_or(d.require_mention),
     })
 }
 
@@ -208,6 +216,10 @@ fn slack(o: &Obj) -> Result<SlackConfig> {
         bot_token_file,
         api_base_url: o.url("apiBaseUrl")?.unwrap_or(d.api_base_url),
         allow_from: o.ids("allowFrom")?.unwrap_or(d.allow_from),
+        stream_edit_interval_ms: o
+            .int("streamEditIntervalMs", STREAM_EDIT_INTERVAL_RANGE)?
+            .unwrap_or(d.stream_edit_interval_ms),
+        require_mention: o.bool("requireMention")?.unwrap_or(d.require_mention),
     })
 }
 

@@ -135,6 +135,7 @@ impl Instance {
                 ConnectorSlot {
                     commands: commands_tx,
                     status: connector.initial_status(),
+                    stream: connector.stream_shape(),
                 },
             );
             let ctx = ConnectorContext::new(commands_rx, router_tx.clone());

@@ -31,17 +31,26 @@ pub const METHODS: &[&str] = &[
     "channels.edit",
     "channels.delete",
     "channels.react",
+    "channels.stream.open",
+    "channels.stream.append",
+    "channels.stream.close",
     "events.subscribe",
     "events.ack",
     "agent.*",
 ];
 
 /// Events announced in `hello_ok`.
-pub const EVENTS: &[&str] = &["tick", "shutdown", "channel.status", "channel.message"];
+pub const EVENTS: &[&str] = &[
+    "tick",
+    "shutdown",
+    "channel.status",
+    "channel.message",
+    "channel.action",
+];
 
 /// Methods a `readonly` client may call; everything else answers `FORBIDDEN`.
 pub const READONLY_METHODS: &[&str] = &["gateway.ping", "gateway.status", "channels.status"];
 
 /// Events an operator may opt into with `events.subscribe`. `tick`, `shutdown` and
 /// `channel.status` go to every client anyway.
-pub const SUBSCRIBABLE_EVENTS: &[&str] = &["channel.message", "channel.status"];
+pub const SUBSCRIBABLE_EVENTS: &[&str] = &["channel.message", "channel.action", "channel.status"];

@@ -51,7 +51,7 @@ impl Router {
         for e in entries {
             self.out.send(ToLoop::Event {
                 to: Audience::Some(vec![agent]),
-                name: "channel.message",
+                name: e.kind.event(),
                 params: e.params,
             });
         }
@@ -62,15 +62,22 @@ impl Router {
         let subscribers: Vec<ConnId> = self
             .subscriptions
             .iter()
-            .filter(|(conn, events)| events.contains("channel.message") && Some(**conn) != self.agent)
+            .filter(|(_, events)| !events.is_empty())
+            .filter(|(conn, _)| Some(**conn) != self.agent)
             .map(|(conn, _)| *conn)
             .collect();
-        if !subscribers.is_empty() {
-            for e in &entries {
+        for e in &entries {
+            let name = e.kind.event();
+            let to: Vec<ConnId> = subscribers
+                .iter()
+                .copied()
+                .filter(|c| self.subscriptions.get(c).is_some_and(|ev| ev.contains(name)))
+                .collect();
+            if !to.is_empty() {
                 let params: Arc<str> = e.params.clone();
                 self.out.send(ToLoop::Event {
-                    to: Audience::Some(subscribers.clone()),
-                    name: "channel.message",
+                    to: Audience::Some(to),
+                    name,
                     params,
                 });
             }

@@ -12,6 +12,7 @@ mod flights;
 mod forwarding;
 mod methods;
 mod sends;
+mod streams;
 
 pub use methods::RESTART_EXPECTED_MS;
 
@@ -24,6 +25,7 @@ use serde_json::value::RawValue;
 
 use crate::bus::{Audience, ConnId, LoopHandle, Peer, Probe, ToLoop, ToRouter};
 use crate::channels::media::cache::MediaCache;
+use crate::channels::stream::StreamShape;
 use crate::channels::{ChannelStatus, ConnectorCommand, ConnectorEvent};
 use crate::protocol::{ErrorBody, ErrorCode, Role, close, frames};
 use crate::spool::Spool;
@@ -60,6 +62,8 @@ pub struct RouterSettings {
 pub struct ConnectorSlot {
     pub commands: Sender<ConnectorCommand>,
     pub status: ChannelStatus,
+    /// What a streamed reply may be on this platform.
+    pub stream: StreamShape,
 }
 
 pub struct Router {
@@ -80,6 +84,8 @@ pub struct Router {
     idempotency: Idempotency,
     /// `channels.fetch` downloads in progress, by job id, joinable by attachment id.
     fetches: Flights<String, FetchWaiter>,
+    /// Open `channels.stream.*` replies.
+    streams: streams::Streams,
 }
 
 impl Router {
@@ -104,13 +110,18 @@ impl Router {
             sends: Flights::default(),
             idempotency: Idempotency::default(),
             fetches: Flights::default(),
+            streams: streams::Streams::default(),
         }
     }
 
     /// Run until `Shutdown` (or until every sender is gone).
     pub fn run(mut self) {
         loop {
-            let msg = match self.forwarding.next_deadline() {
+            let deadline = [self.forwarding.next_deadline(), self.streams.next_deadline()]
+                .into_iter()
+                .flatten()
+                .min();
+            let msg = match deadline {
                 Some(deadline) => match self.rx.recv_deadline(deadline) {
                     Ok(msg) => Some(msg),
                     Err(RecvTimeoutError::Timeout) => None,
@@ -132,7 +143,9 @@ impl Router {
                 }
                 self.handle(msg);
             }
-            self.expire_forwards(Instant::now());
+            let now = Instant::now();
+            self.expire_forwards(now);
+            self.tick_streams(now);
         }
         log::debug!("router stopped");
     }
@@ -156,7 +169,11 @@ impl Router {
             } => self.on_agent_response(conn, &request_id, is_final, result, error),
             ToRouter::Connector(ConnectorEvent::Status(status)) => self.on_channel_status(status),
             ToRouter::Connector(ConnectorEvent::Inbound(entries)) => self.on_inbound(entries),
-            ToRouter::Connector(ConnectorEvent::SendDone { id, result }) => self.on_send_done(id, result),
+            ToRouter::Connector(ConnectorEvent::SendDone { id, result }) => {
+                if let Some(result) = self.on_stream_op_done(id, result) {
+                    self.on_send_done(id, result);
+                }
+            }
             ToRouter::Connector(ConnectorEvent::FetchDone { id, result }) => self.on_fetch_done(id, result),
             ToRouter::Probe {
                 router,
@@ -220,6 +237,7 @@ impl Router {
         }
         // Answers for a caller that left have nowhere to go.
         self.forwarding.remove_where(|f| f.caller == conn);
+        self.close_streams_of(conn);
         log::debug!("client {conn} ({:?}) left", peer.client_name);
     }
 
@@ -270,6 +288,10 @@ impl Router {
                 Ok(job) => self.channels_act(conn, request_id, job),
                 Err(e) => self.reply(conn, &request_id, Err(e)),
             }
+            return;
+        }
+        if method.starts_with("channels.stream.") && crate::protocol::METHODS.contains(&method.as_str()) {
+            self.on_stream_request(conn, request_id, &method, params.as_deref());
             return;
         }
         if method == "channels.typing" {
@@ -387,6 +409,7 @@ impl Router {
             self.out
                 .send_frame(f.caller, frames::response_error(&f.caller_request_id, &body));
         }
+        self.finish_streams(why);
         self.fail_sends(why);
         self.fail_fetches(why);
         for slot in self.connectors.values() {

@@ -94,6 +94,15 @@ impl Router {
         let reply_now = |router: &Router, result: Result<Value, ErrorBody>| {
             router.out.send_frame(conn, reply_frame(&request_id, &result));
         };
+        if !request.buttons.is_empty() && request.text.trim().is_empty() {
+            return reply_now(
+                self,
+                Err(ErrorBody::new(
+                    ErrorCode::InvalidRequest,
+                    "buttons need a text to go with (the message that carries them)",
+                )),
+            );
+        }
         if request.text.is_empty() && request.attachments.is_empty() {
             return reply_now(
                 self,

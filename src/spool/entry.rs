@@ -4,7 +4,44 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
-/// One unacknowledged inbound message.
+/// What an entry is: the event it is delivered as.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Kind {
+    /// `channel.message`: every entry of the previous release, whose lines have no `kind`.
+    #[default]
+    Message,
+    /// `channel.action`: a press on a button.
+    Action,
+}
+
+impl Kind {
+    /// The event name it is delivered as.
+    pub fn event(self) -> &'static str {
+        match self {
+            Kind::Message => "channel.message",
+            Kind::Action => "channel.action",
+        }
+    }
+
+    /// Its `kind` in a journal line; none for a message, so message lines stay as the
+    /// previous release wrote them.
+    pub(crate) fn tag(self) -> Option<&'static str> {
+        match self {
+            Kind::Message => None,
+            Kind::Action => Some("action"),
+        }
+    }
+
+    pub(crate) fn from_tag(tag: Option<&str>) -> Result<Kind, String> {
+        match tag {
+            None => Ok(Kind::Message),
+            Some("action") => Ok(Kind::Action),
+            Some(other) => Err(format!("unknown kind {other:?}")),
+        }
+    }
+}
+
+/// One unacknowledged inbound message or press.
 #[derive(Clone, Debug)]
 pub struct Entry {
     /// Position in the spool: global across sources, starting at 1, consecutive within an
@@ -12,7 +49,8 @@ pub struct Entry {
     pub cursor: u64,
     /// The connector it came from, e.g. `"telegram"`.
     pub source: String,
-    /// The complete `channel.message` params object as JSON text, with `"cursor":"N"`
+    pub kind: Kind,
+    /// The complete `channel.message` (or `channel.action`) params object as JSON text, with `"cursor":"N"`
     /// already inside (a string, as the contract has all ids). Shared so that delivering to
     /// the agent, redelivering and the queue never copy the text.
     pub params: Arc<str>,

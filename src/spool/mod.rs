@@ -65,7 +65,7 @@ mod store;
 #[cfg(test)]
 mod tests;
 
-pub use entry::Entry;
+pub use entry::{Entry, Kind};
 pub use error::{AckError, SpoolError};
 pub use limits::SpoolLimits;
 pub use store::{JOURNAL_FILE, STATE_FILE, Spool};

@@ -79,6 +79,7 @@ impl<'a> Replay<'a> {
             entry: Entry {
                 cursor: rec.cursor,
                 source: rec.source,
+                kind: rec.kind,
                 params: rec.params,
             },
             seq: rec.seq,
@@ -98,6 +99,7 @@ mod tests {
             cursor,
             source,
             seq,
+            super::super::entry::Kind::Message,
             &format!("{{\"cursor\":\"{cursor}\"}}"),
         );
         out.pop();

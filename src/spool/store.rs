@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use log::{debug, info, warn};
 use serde_json::{Map, Value};
 
-use super::entry::{Entry, Stored, params_with_cursor};
+use super::entry::{Entry, Kind, Stored, params_with_cursor};
 use super::error::{AckError, SpoolError};
 use super::journal::Journal;
 use super::recover::Replay;
@@ -125,6 +125,16 @@ impl Spool {
         source: &str,
         batch: Vec<(u64, Map<String, Value>)>,
     ) -> Result<Vec<Entry>, SpoolError> {
+        self.append_kind(source, Kind::Message, batch)
+    }
+
+    /// [`Spool::append`] for entries of `kind` (button presses are `Kind::Action`).
+    pub fn append_kind(
+        &mut self,
+        source: &str,
+        kind: Kind,
+        batch: Vec<(u64, Map<String, Value>)>,
+    ) -> Result<Vec<Entry>, SpoolError> {
         let mut mark = self.high_water(source);
         let mut fresh: Vec<Stored> = Vec::new();
         let mut buf = Vec::new();
@@ -137,11 +147,12 @@ impl Spool {
             let cursor = self.next_cursor + fresh.len() as u64;
             let params = params_with_cursor(params, cursor);
             let start = buf.len();
-            record::encode(&mut buf, cursor, source, seq, &params);
+            record::encode(&mut buf, cursor, source, seq, kind, &params);
             fresh.push(Stored {
                 entry: Entry {
                     cursor,
                     source: source.to_string(),
+                    kind,
                     params,
                 },
                 seq,
@@ -213,7 +224,14 @@ impl Spool {
         let mut sizes = Vec::with_capacity(self.queue.len());
         for s in &self.queue {
             let start = buf.len();
-            record::encode(&mut buf, s.entry.cursor, &s.entry.source, s.seq, &s.entry.params);
+            record::encode(
+                &mut buf,
+                s.entry.cursor,
+                &s.entry.source,
+                s.seq,
+                s.entry.kind,
+                &s.entry.params,
+            );
             sizes.push((buf.len() - start) as u64);
         }
         self.journal.replace(&buf)?;

@@ -20,6 +20,9 @@ pub fn config(fake: &FakeDiscord, patch: Value) -> String {
         "token": TOKEN,
         "apiBaseUrl": fake.api_url(),
         "allowFrom": ["*"],
+        // Most tests post into a guild without mentioning the bot; tests/mentions.rs
+        // covers the default.
+        "requireMention": false,
     });
     for (k, v) in patch.as_object().unwrap() {
         discord[k] = v.clone();
@@ -35,7 +38,12 @@ pub fn start_with(fake: &FakeDiscord, patch: Value) -> (Home, Gateway) {
 
 /// An agent of a gateway whose connector has a live session on `fake`.
 pub fn start(fake: &FakeDiscord) -> (Home, Gateway, Ws) {
-    let (home, gw) = start_with(fake, json!({}));
+    start_agent_with(fake, json!({}))
+}
+
+/// Like [`start`], with `patch` merged into the config.
+pub fn start_agent_with(fake: &FakeDiscord, patch: Value) -> (Home, Gateway, Ws) {
+    let (home, gw) = start_with(fake, patch);
     let agent = gw.client(None, "agent", "operator");
     assert!(fake.wait_live(Duration::from_secs(10)), "no live gateway session");
     (home, gw, agent)

@@ -123,6 +123,10 @@ struct State {
     refresh_broken: bool,
     /// Typing triggers: channel, when.
     typing: Vec<(String, Instant)>,
+    /// Interactions handed out: id → (token, when).
+    interactions: HashMap<String, (String, Instant)>,
+    /// Interaction callbacks accepted: (id, response type, how long after).
+    callbacks: Vec<(String, u64, Duration)>,
     /// Every message in a channel as people see it: (channel, id) → content, the bot's or not.
     messages: std::collections::BTreeMap<(String, String), Shown>,
     revoked: bool,
@@ -218,8 +222,37 @@ impl FakeDiscord {
         if let Some(g) = guild {
             d["guild_id"] = json!(g);
         }
+        // Like Discord: the users written `<@id>` are listed in `mentions`.
+        let mentioned: Vec<Value> = content
+            .split("<@")
+            .skip(1)
+            .filter_map(|rest| {
+                let id: String = rest
+                    .trim_start_matches('!')
+                    .chars()
+                    .take_while(char::is_ascii_digit)
+                    .collect();
+                let closed = rest.trim_start_matches('!')[id.len()..].starts_with('>');
+                (!id.is_empty() && closed).then(|| json!({"id": id, "username": format!("user{id}")}))
+            })
+            .collect();
+        d["mentions"] = json!(mentioned);
         for (k, v) in extra.as_object().unwrap() {
             d[k] = v.clone();
+        }
+        // A reply carries the message it replies to, author included.
+        let replied = d["message_reference"]["message_id"].as_str().map(str::to_owned);
+        if let Some(m) = replied.and_then(|r| {
+            st.messages
+                .get(&(channel.to_owned(), r.clone()))
+                .map(|m| (r, m.by_bot))
+        }) {
+            let author = if m.1 {
+                json!({"id": BOT_ID, "username": BOT_NAME, "bot": true})
+            } else {
+                json!({"id": "1"})
+            };
+            d["referenced_message"] = json!({"id": m.0, "channel_id": channel, "author": author});
         }
         let shown = Shown {
             content: content.to_owned(),
@@ -307,6 +340,47 @@ impl FakeDiscord {
             .filter(|((c, _), _)| c == channel)
             .map(|((_, id), m)| (id.clone(), m.clone()))
             .collect()
+    }
+
+    /// A press by `user` on the button `custom_id` under `message` in `channel`: an
+    /// INTERACTION_CREATE of type 3 (message component) as Discord sends it, `guild` set for
+    /// a guild channel (the user then comes as `member.user`). Returns the interaction id.
+    pub fn push_press(
+        &self,
+        channel: &str,
+        guild: Option<&str>,
+        message: &str,
+        user: &str,
+        custom_id: &str,
+    ) -> String {
+        let mut st = self.shared.lock();
+        st.next_id += 1 << 22;
+        let id = st.next_id.to_string();
+        let token = format!("itoken-{id}");
+        st.interactions
+            .insert(id.clone(), (token.clone(), Instant::now()));
+        let who =
+            json!({"id": user, "username": format!("user{user}"), "global_name": format!("User {user}")});
+        let mut d = json!({"id": id, "application_id": BOT_ID, "type": 3, "token": token, "version": 1,
+                           "channel_id": channel,
+                           "message": {"id": message, "channel_id": channel, "author": {"id": BOT_ID, "bot": true}},
+                           "data": {"custom_id": custom_id, "component_type": 2}});
+        match guild {
+            Some(g) => {
+                d["guild_id"] = json!(g);
+                d["member"] = json!({"user": who});
+            }
+            None => d["user"] = who,
+        }
+        st.dispatch("INTERACTION_CREATE", d);
+        self.shared.notify();
+        id
+    }
+
+    /// Interaction callbacks accepted: (interaction id, response type, how long after the
+    /// interaction).
+    pub fn callbacks(&self) -> Vec<(String, u64, Duration)> {
+        self.shared.lock().callbacks.clone()
     }
 
     /// Typing triggers received: (channel, when).
@@ -524,6 +598,8 @@ fn serve_http(shared: &Arc<Shared>, stream: TcpStream) {
                 let answer = json!({"url": st.ws_url, "shards": 1, "session_start_limit":
                        {"total": 1000, "remaining": 999, "reset_after": 14_400_000, "max_concurrency": 1}});
                 Reply::json(200, st.shape("gateway/bot", answer, &["url"]))
+            } else if let Some(rest) = request.target.split("/interactions/").nth(1) {
+                interaction_callback(&mut st, rest, &request.body)
             } else if let Some(reply) =
                 message_action(&mut st, &request.method, &request.target, &request.body)
             {
@@ -673,6 +749,35 @@ fn cdn_get(st: &mut State, target: &str, has_auth: bool) -> (u16, Vec<u8>) {
     }
 }
 
+/// `POST /interactions/{id}/{token}/callback`: Discord wants it within 3 s of the
+/// interaction, once; later or again is 404 Unknown interaction (10062) or 400 (40060).
+fn interaction_callback(st: &mut State, rest: &str, body: &[u8]) -> Reply {
+    let mut parts = rest.split('/');
+    let (Some(id), Some(token), Some("callback")) = (parts.next(), parts.next(), parts.next()) else {
+        return Reply::json(404, json!({"code": 0, "message": "404: Not Found"}));
+    };
+    let Some((want, at)) = st.interactions.get(id).cloned() else {
+        return Reply::json(404, json!({"code": 10062, "message": "Unknown interaction"}));
+    };
+    if want != token || at.elapsed() > Duration::from_secs(3) {
+        return Reply::json(404, json!({"code": 10062, "message": "Unknown interaction"}));
+    }
+    if st.callbacks.iter().any(|(i, _, _)| i == id) {
+        return Reply::json(
+            400,
+            json!({"code": 40060, "message": "Interaction has already been acknowledged."}),
+        );
+    }
+    let kind = serde_json::from_slice::<Value>(body)
+        .ok()
+        .and_then(|b| b["type"].as_u64());
+    let Some(kind) = kind else {
+        return Reply::json(400, json!({"code": 50035, "message": "Invalid Form Body"}));
+    };
+    st.callbacks.push((id.to_owned(), kind, at.elapsed()));
+    Reply(Some((204, Vec::new(), String::new())))
+}
+
 /// `POST /attachments/refresh-urls`: a fresh signed URL for each one given.
 fn refresh_urls(st: &mut State, body: &[u8]) -> Reply {
     st.refreshes += 1;
@@ -761,6 +866,39 @@ fn message_request(content_type: &str, body: &[u8]) -> Result<(Value, Vec<Part>)
     Ok((payload, files))
 }
 
+/// What Discord refuses in `components`: more than 5 action rows or 5 buttons in one, a
+/// button without a label, a label over 80 characters, a `custom_id` outside 1 to 100.
+fn invalid_components(components: &Value) -> Option<&'static str> {
+    let rows = match components {
+        Value::Null => return None,
+        Value::Array(rows) => rows,
+        _ => return Some("components must be an array"),
+    };
+    if rows.len() > 5 {
+        return Some("at most 5 action rows");
+    }
+    for row in rows {
+        if row["type"] != 1 {
+            return Some("a top-level component must be an action row (type 1)");
+        }
+        let buttons = row["components"].as_array()?;
+        if buttons.is_empty() || buttons.len() > 5 {
+            return Some("an action row holds 1 to 5 components");
+        }
+        for b in buttons {
+            let label = b["label"].as_str().unwrap_or("");
+            let id = b["custom_id"].as_str().unwrap_or("");
+            if b["type"] != 2 || label.trim().is_empty() || label.chars().count() > 80 {
+                return Some("a button needs a label of 1 to 80 characters");
+            }
+            if id.is_empty() || id.chars().count() > 100 {
+                return Some("custom_id must be 1 to 100 characters");
+            }
+        }
+    }
+    None
+}
+
 fn create_message(st: &mut State, channel: &str, content_type: &str, body: &[u8]) -> Reply {
     match st.send_faults.pop_front() {
         Some(SendFault::Drop) => return Reply(None),
@@ -804,6 +942,13 @@ fn create_message(st: &mut State, channel: &str, content_type: &str, body: &[u8]
             json!({"code": 50035, "message": "Invalid Form Body",
                    "errors": {"content": {"_errors": [{"code": "BASE_TYPE_MAX_LENGTH",
                               "message": "Must be 2000 or fewer in length."}]}}}),
+        );
+    }
+    if let Some(why) = invalid_components(&req["components"]) {
+        return Reply::json(
+            400,
+            json!({"code": 50035, "message": "Invalid Form Body",
+                   "errors": {"components": {"_errors": [{"code": "COMPONENT_INVALID", "message": why}]}}}),
         );
     }
     st.next_id += 1 << 22;

@@ -277,6 +277,35 @@ impl FakeSlack {
         ids
     }
 
+    /// Queue a press by `user` on the button with `value` under message `message_ts` in
+    /// `channel`: an `interactive` envelope with a `block_actions` payload as Slack sends it.
+    /// Returns the envelope (to queue it again with [`FakeSlack::push_envelope`]).
+    pub fn push_press(&self, channel: &str, message_ts: &str, user: &str, value: &str) -> Value {
+        let envelope = {
+            let mut st = self.lock();
+            st.next_event += 1;
+            let n = st.next_event;
+            let action_ts = st.next_ts();
+            json!({"envelope_id": format!("env-{n}"), "type": "interactive", "accepts_response_payload": false,
+                "payload": {"type": "block_actions", "team": {"id": "T1"}, "api_app_id": "A1",
+                    "user": {"id": user, "username": format!("user{user}"), "name": format!("user{user}"), "team_id": "T1"},
+                    "container": {"type": "message", "message_ts": message_ts, "channel_id": channel, "is_ephemeral": false},
+                    "channel": {"id": channel, "name": "general"},
+                    "message": {"type": "message", "ts": message_ts, "user": BOT_USER, "bot_id": BOT_ID, "text": "…"},
+                    "trigger_id": format!("{n}.1.abc"), "response_url": "https://hooks.slack.example/actions/x",
+                    "actions": [{"type": "button", "action_id": "emonk-0-0", "block_id": "b1", "value": value,
+                                 "text": {"type": "plain_text", "text": "Approve"}, "action_ts": action_ts}]}})
+        };
+        self.push_envelope(envelope.clone());
+        envelope
+    }
+
+    /// Queue an envelope as it is (the same envelope again is what Slack's redelivery sends).
+    pub fn push_envelope(&self, envelope: Value) {
+        self.lock().pending.push_back(envelope);
+        self.shared.notify();
+    }
+
     /// Build an `events_api` envelope for `event` without queueing it.
     pub fn envelope(&self, mut event: Value) -> Value {
         let mut st = self.lock();
@@ -648,6 +677,9 @@ fn handle_http(
             if text.chars().count() > 40_000 {
                 return err("msg_too_long");
             }
+            if !blocks_valid(&body["blocks"]) {
+                return err("invalid_blocks");
+            }
             let ts = st.next_ts();
             let mut message =
                 json!({"type": "message", "user": BOT_USER, "bot_id": BOT_ID, "text": text, "ts": ts});
@@ -665,6 +697,40 @@ fn handle_http(
             answer(&st, &method, full, &["ok", "ts"])
         }
     }
+}
+
+/// Block Kit as Slack checks it: at most 50 blocks; sections of 1 to 3000 characters;
+/// `actions` of 1 to 25 buttons, each with `plain_text` of 1 to 75 characters, a unique
+/// `action_id` and a `value` of at most 2000.
+fn blocks_valid(blocks: &Value) -> bool {
+    let blocks = match blocks {
+        Value::Null => return true,
+        Value::Array(b) => b,
+        _ => return false,
+    };
+    let mut ids = HashSet::new();
+    blocks.len() <= 50
+        && blocks.iter().all(|block| match block["type"].as_str() {
+            Some("section") => block["text"]["text"]
+                .as_str()
+                .is_some_and(|t| !t.is_empty() && t.chars().count() <= 3000),
+            Some("actions") => block["elements"].as_array().is_some_and(|els| {
+                !els.is_empty()
+                    && els.len() <= 25
+                    && els.iter().all(|e| {
+                        let text = e["text"]["text"].as_str().unwrap_or("");
+                        e["type"] == "button"
+                            && e["text"]["type"] == "plain_text"
+                            && !text.trim().is_empty()
+                            && text.chars().count() <= 75
+                            && e["value"].as_str().is_some_and(|v| v.len() <= 2000)
+                            && e["action_id"]
+                                .as_str()
+                                .is_some_and(|id| ids.insert(id.to_owned()))
+                    })
+            }),
+            _ => false,
+        })
 }
 
 /// The bytes of a slot, posted raw or as a one-file form to its upload URL (Slack takes

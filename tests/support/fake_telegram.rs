@@ -138,6 +138,19 @@ struct State {
     reactions: HashMap<(i64, i64), Vec<String>>,
     /// Edits accepted: (chat, message id, when).
     edits: Vec<(i64, i64, Instant)>,
+    /// Callback query ids handed out, and the answers given: (id, text).
+    queries: std::collections::HashSet<String>,
+    answered: Vec<(String, Option<String>)>,
+    /// When each chat's visible bot messages last changed (a send, an edit, a delete).
+    changed: HashMap<i64, Instant>,
+    /// The parse_mode each visible bot message was last sent or edited with.
+    modes: HashMap<(i64, i64), String>,
+    /// Telegram's flood control per chat, when on: at most `max` sends and edits into one
+    /// chat in any `window` (see [`FakeTelegram::limit_per_chat`]).
+    chat_limit: Option<(usize, Duration)>,
+    chat_calls: HashMap<i64, VecDeque<Instant>>,
+    /// 429s given by the flood control.
+    flood_429s: usize,
     requests: Vec<(String, Value)>,
     faults: HashMap<String, VecDeque<Fault>>,
     /// Faults applied to every request of a method once the scripted ones are used up.
@@ -237,6 +250,13 @@ impl FakeTelegram {
                 sent_ids: std::collections::HashSet::new(),
                 reactions: HashMap::new(),
                 edits: Vec::new(),
+                modes: HashMap::new(),
+                changed: HashMap::new(),
+                queries: std::collections::HashSet::new(),
+                answered: Vec::new(),
+                chat_limit: None,
+                chat_calls: HashMap::new(),
+                flood_429s: 0,
                 requests: Vec::new(),
                 faults: HashMap::new(),
                 persistent: HashMap::new(),
@@ -311,6 +331,10 @@ impl FakeTelegram {
         let chat_json = chat_json(chat_id, chat);
         let now = unix_now();
         let mut message = json!({"message_id": message_id, "date": now, "chat": chat_json, "text": text});
+        let entities = entities_of(text);
+        if !entities.is_empty() {
+            message["entities"] = json!(entities);
+        }
         let channel = chat_type == "channel";
         if channel {
             message["sender_chat"] = chat_json;
@@ -352,6 +376,60 @@ impl FakeTelegram {
             .filter(|((c, _), _)| *c == chat)
             .map(|((_, id), text)| (*id, text.clone()))
             .collect()
+    }
+
+    /// Queue a press by user `from_id` on a button with `data` under message `message_id`
+    /// of `chat` (a `callback_query` as Telegram sends it). Returns (update_id, query id).
+    pub fn push_press(&self, chat: i64, message_id: i64, from_id: i64, data: &str) -> (i64, String) {
+        let query_id = {
+            let st = self.shared.lock();
+            format!("{}", 4_000_000_000_000_000_000u64 + st.queries.len() as u64)
+        };
+        let chat_type = default_chat_type(chat);
+        let update = self.push_update(
+            "callback_query",
+            json!({"id": query_id, "chat_instance": "-7",
+                   "from": {"id": from_id, "is_bot": false, "first_name": format!("User{from_id}"), "username": format!("user{from_id}")},
+                   "message": {"message_id": message_id, "date": unix_now(), "chat": {"id": chat, "type": chat_type},
+                               "from": {"id": 1, "is_bot": true, "first_name": "Fake Bot"}, "text": "…"},
+                   "data": data}),
+        );
+        (update, query_id)
+    }
+
+    /// The callback answers given: (query id, notice text).
+    pub fn answered_callbacks(&self) -> Vec<(String, Option<String>)> {
+        self.shared.lock().answered.clone()
+    }
+
+    /// Queue an update again exactly as it was (Telegram resending one whose offset was
+    /// never confirmed, as after a crash).
+    pub fn requeue(&self, update: Value) {
+        let mut st = self.shared.lock();
+        st.updates.push_back(update);
+        self.shared.notify();
+    }
+
+    /// When what a person in `chat` reads of the bot's messages last changed.
+    pub fn last_change(&self, chat: i64) -> Option<Instant> {
+        self.shared.lock().changed.get(&chat).copied()
+    }
+
+    /// The parse_mode the message was last sent or edited with ("" for plain text).
+    pub fn parse_mode(&self, chat: i64, message_id: i64) -> String {
+        let st = self.shared.lock();
+        st.modes.get(&(chat, message_id)).cloned().unwrap_or_default()
+    }
+
+    /// Enforce flood control as Telegram does: a send or edit into a chat that already had
+    /// `max` of them in the last `window` gets 429 with the `retry_after` until one ages out.
+    pub fn limit_per_chat(&self, max: usize, window: Duration) {
+        self.shared.lock().chat_limit = Some((max, window));
+    }
+
+    /// How many 429s the flood control gave.
+    pub fn flood_429s(&self) -> usize {
+        self.shared.lock().flood_429s
     }
 
     /// The bot's reactions on a message.
@@ -532,6 +610,12 @@ impl Shared {
     fn push_update(&self, mut st: MutexGuard<'_, State>, kind: &str, payload: Value) -> i64 {
         let update_id = st.next_update_id;
         st.next_update_id += 1;
+        if kind == "callback_query" {
+            // A query handed out may be answered (once).
+            if let Some(id) = payload["id"].as_str() {
+                st.queries.insert(id.to_owned());
+            }
+        }
         if st.admits(kind) {
             let mut update = Map::new();
             update.insert("update_id".into(), json!(update_id));
@@ -876,6 +960,7 @@ fn canonical_method(method: &str) -> Option<&'static str> {
         "editMessageText",
         "deleteMessage",
         "setMessageReaction",
+        "answerCallbackQuery",
     ]
     .into_iter()
     .chain(MEDIA_METHODS.iter().map(|(m, _)| *m))
@@ -964,6 +1049,9 @@ fn handle(shared: &Shared, request: &Request) -> Reply {
         Some(Fault::Delay(d)) => shared.pause(d),
         Some(Fault::IgnoreTimeout) => ignore_timeout = true,
     }
+    if let Some(reply) = flood_control(&mut shared.lock(), method, &params) {
+        return reply;
+    }
     let result = match method {
         "getMe" => Ok(bot_user(&shared.token)),
         "getUpdates" => {
@@ -975,6 +1063,7 @@ fn handle(shared: &Shared, request: &Request) -> Reply {
         "editMessageText" => edit_message_text(&mut shared.lock(), &params, bot_user(&shared.token)),
         "deleteMessage" => delete_message(&mut shared.lock(), &params),
         "setMessageReaction" => set_message_reaction(&mut shared.lock(), &params),
+        "answerCallbackQuery" => answer_callback_query(&mut shared.lock(), &params),
         "sendMediaGroup" => send_media_group(&mut shared.lock(), &params, &files, bot_user(&shared.token)),
         m if MEDIA_METHODS.iter().any(|(name, _)| *name == m) => {
             send_media(&mut shared.lock(), m, &params, &files, bot_user(&shared.token))
@@ -1103,6 +1192,34 @@ fn minimal_update(update: &mut Value) {
     let mut paths: Vec<&str> = paths.iter().map(String::as_str).collect();
     paths.push("update_id");
     *update = answers::keep(update, &paths);
+}
+
+/// The entities Telegram's server finds in a text: `@username` mentions and a leading
+/// `/command` (with its `@bot`, if any), offsets and lengths in UTF-16 units.
+fn entities_of(text: &str) -> Vec<Value> {
+    let mut entities = Vec::new();
+    let mut units = 0;
+    for (i, c) in text.char_indices() {
+        let starts_word = i == 0 || text[..i].ends_with(char::is_whitespace);
+        if (c == '@' || (c == '/' && i == 0)) && starts_word {
+            let word: String = text[i + 1..]
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '@')
+                .collect();
+            let valid = if c == '/' {
+                !word.is_empty()
+            } else {
+                word.len() >= 5 && !word.contains('@')
+            };
+            if valid {
+                let kind = if c == '/' { "bot_command" } else { "mention" };
+                let length = 1 + word.encode_utf16().count();
+                entities.push(json!({"type": kind, "offset": units, "length": length}));
+            }
+        }
+        units += c.len_utf16();
+    }
+    entities
 }
 
 fn bot_user(token: &str) -> Value {
@@ -1281,6 +1398,7 @@ fn new_message(st: &mut State, to: &Target, bot: &Value, body: Value) -> Value {
         .to_owned();
     let id = message["message_id"].as_i64().unwrap_or(0);
     st.bot_messages.insert((to.chat_id, id), shown);
+    st.changed.insert(to.chat_id, Instant::now());
     st.sent_ids.insert((to.chat_id, id));
     message
 }
@@ -1295,6 +1413,96 @@ fn message_ref(st: &State, params: &Map<String, Value>) -> Result<(i64, i64, i64
     Ok((to.chat_id, id, last))
 }
 
+/// The 429 for a send or edit over the chat's flood limit, if one is set and hit; else the
+/// call is counted.
+fn flood_control(st: &mut State, method: &str, params: &Map<String, Value>) -> Option<Reply> {
+    let counted = method == "sendMessage"
+        || method == "editMessageText"
+        || method == "sendMediaGroup"
+        || MEDIA_METHODS.iter().any(|(name, _)| *name == method);
+    let (max, window) = st.chat_limit?;
+    let chat = int_param(params, "chat_id").ok().flatten().filter(|_| counted)?;
+    let now = Instant::now();
+    let calls = st.chat_calls.entry(chat).or_default();
+    while calls.front().is_some_and(|t| now.duration_since(*t) >= window) {
+        calls.pop_front();
+    }
+    if calls.len() < max {
+        calls.push_back(now);
+        return None;
+    }
+    let wait = window - now.duration_since(calls[0]);
+    let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    st.flood_429s += 1;
+    Some(error_with(
+        429,
+        &format!("Too Many Requests: retry after {secs}"),
+        json!({"retry_after": secs}),
+    ))
+}
+
+/// Whether `text` parses in `mode` the way Telegram needs (HTML only: tags closed and
+/// nested, `<` and `&` escaped); "can't parse entities" otherwise.
+fn check_entities(text: &str, mode: Option<&str>) -> Result<(), Reply> {
+    if mode != Some("HTML") {
+        return Ok(());
+    }
+    let mut stack: Vec<String> = Vec::new();
+    let mut rest = text;
+    while let Some(i) = rest.find('<') {
+        let Some(end) = rest[i..].find('>') else {
+            return Err(error(
+                400,
+                "Bad Request: can't parse entities: unclosed start tag",
+            ));
+        };
+        let tag = &rest[i + 1..i + end];
+        if let Some(name) = tag.strip_prefix('/') {
+            if stack.pop().as_deref() != Some(name) {
+                return Err(error(400, "Bad Request: can't parse entities: unmatched end tag"));
+            }
+        } else {
+            stack.push(tag.split_whitespace().next().unwrap_or("").to_owned());
+        }
+        rest = &rest[i + end + 1..];
+    }
+    if stack.is_empty() {
+        Ok(())
+    } else {
+        Err(error(
+            400,
+            "Bad Request: can't parse entities: can't find end tag",
+        ))
+    }
+}
+
+/// An inline keyboard as Telegram checks it: rows of buttons with a non-empty `text` and
+/// `callback_data` of 1 to 64 bytes.
+fn check_inline_keyboard(markup: &Value) -> Result<(), Reply> {
+    let Some(rows) = markup.get("inline_keyboard").and_then(Value::as_array) else {
+        return Err(error(
+            400,
+            "Bad Request: can't parse reply keyboard markup JSON object",
+        ));
+    };
+    for button in rows
+        .iter()
+        .flat_map(|r| r.as_array().cloned().unwrap_or_default())
+    {
+        if button["text"].as_str().is_none_or(|t| t.trim().is_empty()) {
+            return Err(error(
+                400,
+                "Bad Request: text buttons are unallowed in the inline keyboard",
+            ));
+        }
+        let data = button["callback_data"].as_str().unwrap_or("");
+        if data.is_empty() || data.len() > 64 {
+            return Err(error(400, "Bad Request: BUTTON_DATA_INVALID"));
+        }
+    }
+    Ok(())
+}
+
 /// editMessageText, with Telegram's refusals: another's message, an unknown one, the same
 /// text again ("not modified").
 fn edit_message_text(st: &mut State, params: &Map<String, Value>, bot: Value) -> Result<Value, Reply> {
@@ -1307,6 +1515,8 @@ fn edit_message_text(st: &mut State, params: &Map<String, Value>, bot: Value) ->
     if text.encode_utf16().count() > MAX_TEXT_UNITS {
         return Err(error(400, "Bad Request: MESSAGE_TOO_LONG"));
     }
+    let mode = str_param(params, "parse_mode").unwrap_or_default();
+    check_entities(&text, Some(mode.as_str()))?;
     match st.bot_messages.get(&(chat, id)) {
         Some(old) if *old == text => Err(error(
             400,
@@ -1314,7 +1524,9 @@ fn edit_message_text(st: &mut State, params: &Map<String, Value>, bot: Value) ->
         )),
         Some(_) => {
             st.bot_messages.insert((chat, id), text.clone());
+            st.modes.insert((chat, id), mode);
             st.edits.push((chat, id, Instant::now()));
+            st.changed.insert(chat, Instant::now());
             let chat_json = chat_json(chat, &st.chats[&chat]);
             Ok(
                 json!({"message_id": id, "from": bot, "chat": chat_json, "date": unix_now(),
@@ -1326,10 +1538,26 @@ fn edit_message_text(st: &mut State, params: &Map<String, Value>, bot: Value) ->
     }
 }
 
+/// answerCallbackQuery: a query the fake handed out, answered at most once (Telegram's
+/// "query is too old" for a second answer or an unknown id).
+fn answer_callback_query(st: &mut State, params: &Map<String, Value>) -> Result<Value, Reply> {
+    let id = str_param(params, "callback_query_id").unwrap_or_default();
+    if !st.queries.contains(&id) || st.answered.iter().any(|(q, _)| *q == id) {
+        return Err(error(
+            400,
+            "Bad Request: query is too old and response timeout expired or query ID is invalid",
+        ));
+    }
+    let text = str_param(params, "text");
+    st.answered.push((id, text));
+    Ok(json!(true))
+}
+
 /// deleteMessage: the bot's own messages (a bot in a private chat may delete only those).
 fn delete_message(st: &mut State, params: &Map<String, Value>) -> Result<Value, Reply> {
     let (chat, id, last) = message_ref(st, params)?;
     if st.bot_messages.remove(&(chat, id)).is_some() {
+        st.changed.insert(chat, Instant::now());
         return Ok(json!(true));
     }
     if id >= 1 && id <= last && !st.deleted(chat, id) {
@@ -1444,7 +1672,20 @@ fn send_message(st: &mut State, params: &Map<String, Value>, bot: Value) -> Resu
     if text.encode_utf16().count() > MAX_TEXT_UNITS {
         return Err(error(400, "Bad Request: message is too long"));
     }
-    let message = new_message(st, &to, &bot, json!({"text": text}));
+    let mode = str_param(params, "parse_mode").unwrap_or_default();
+    check_entities(text, Some(mode.as_str()))?;
+    let markup = json_param(params, "reply_markup");
+    if let Some(markup) = &markup {
+        check_inline_keyboard(markup)?;
+    }
+    let mut body = json!({"text": text});
+    if let Some(markup) = markup {
+        body["reply_markup"] = markup;
+    }
+    let message = new_message(st, &to, &bot, body);
+    if let Some(id) = message["message_id"].as_i64() {
+        st.modes.insert((to.chat_id, id), mode);
+    }
     st.sent.push(Value::Object(params.clone()));
     Ok(message)
 }

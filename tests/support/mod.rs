@@ -477,6 +477,26 @@ pub fn stderr_of(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
+/// The `error.code` of a response (panics, showing it, if it is not an error).
+pub fn error_code(r: &Value) -> &str {
+    r["error"]["code"]
+        .as_str()
+        .unwrap_or_else(|| panic!("an error in {r}"))
+}
+
+/// The params of the next event `name` on `ws`, skipping everything else.
+pub fn next_event(ws: &mut Ws, name: &str, timeout: Duration) -> Value {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let v = ws
+            .next(deadline.saturating_duration_since(Instant::now()))
+            .unwrap_or_else(|e| panic!("no {name} within {timeout:?}: {e:?}"));
+        if v["type"] == "event" && v["event"] == name {
+            return v["params"].clone();
+        }
+    }
+}
+
 /// The exit code of a finished command (panics if it died by a signal).
 pub fn code_of(o: &Output) -> i32 {
     o.status

@@ -19,6 +19,9 @@ pub fn config(fake: &FakeSlack, patch: Value) -> String {
             "botToken": BOT_TOKEN,
             "apiBaseUrl": fake.base_url(),
             "allowFrom": ["*"],
+            // Most tests post into channels without mentioning the bot; tests/mentions.rs
+            // covers the default.
+            "requireMention": false,
         }}
     });
     super::merge_json(&mut config, patch);

@@ -30,6 +30,9 @@ pub fn config_at(api_base_url: &str, patch: Value) -> String {
             "apiBaseUrl": api_base_url,
             "pollTimeoutSecs": 1,
             "allowFrom": ["*"],
+            // Most tests post into groups without mentioning the bot; tests/mentions.rs
+            // covers the default.
+            "requireMention": false,
         }}
     });
     super::merge_json(&mut config, patch);
@@ -60,15 +63,7 @@ pub fn polling_agent(gw: &Gateway, fake: &FakeTelegram) -> Ws {
 
 /// The next `channel.message` params, skipping everything else.
 pub fn next_message(ws: &mut Ws, timeout: Duration) -> Value {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let v = ws
-            .next(deadline.saturating_duration_since(Instant::now()))
-            .unwrap_or_else(|e| panic!("no channel.message within {timeout:?}: {e:?}"));
-        if v["type"] == "event" && v["event"] == "channel.message" {
-            return v["params"].clone();
-        }
-    }
+    super::next_event(ws, "channel.message", timeout)
 }
 
 /// A request that may take a while (sends wait for the rate limiter).

@@ -28,6 +28,8 @@ def gateway_config(
                 "apiBaseUrl": telegram.base_url,
                 "pollTimeoutSecs": 1,
                 "allowFrom": ["*"],
+                # The tests post into groups without mentioning the bot.
+                "requireMention": False,
             }
         }
     return config

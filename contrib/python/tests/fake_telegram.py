@@ -40,6 +40,7 @@ class FakeTelegram:
         self._generation = 0
         self._stopping = False
         self.sent: list[dict[str, Any]] = []
+        self.answered: list[str] = []
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -109,6 +110,43 @@ class FakeTelegram:
             self._cond.notify_all()
             return update_id
 
+    def push_press(self, chat_id: int, message_id: int, from_id: int, data: str) -> str:
+        """Queues a press by ``from_id`` on a button with ``data`` under ``message_id``
+        (a ``callback_query``); returns the query id."""
+        with self._cond:
+            update_id = self._next_update
+            self._next_update += 1
+            query_id = f"q{update_id}"
+            self._updates.append(
+                {
+                    "update_id": update_id,
+                    "callback_query": {
+                        "id": query_id,
+                        "chat_instance": "-7",
+                        "from": {"id": from_id, "is_bot": False, "first_name": f"User{from_id}"},
+                        "message": {
+                            "message_id": message_id,
+                            "date": int(time.time()),
+                            "chat": {"id": chat_id, "type": "private"},
+                            "text": "...",
+                        },
+                        "data": data,
+                    },
+                }
+            )
+            self._cond.notify_all()
+            return query_id
+
+    def wait_answered(self, query_id: str, timeout: float = 15.0) -> None:
+        """Waits until ``answerCallbackQuery`` answered ``query_id``."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while query_id not in self.answered:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise AssertionError(f"{query_id} not answered: {self.answered}")
+                self._cond.wait(left)
+
     def wait_sent(self, count: int, timeout: float = 15.0) -> list[dict[str, Any]]:
         """The first ``count`` sendMessage bodies, waiting for them."""
         deadline = time.monotonic() + timeout
@@ -160,6 +198,11 @@ class FakeTelegram:
             return self._get_updates(params)
         if method == "sendmessage":
             return self._send_message(params)
+        if method == "answercallbackquery":
+            with self._cond:
+                self.answered.append(str(params.get("callback_query_id")))
+                self._cond.notify_all()
+            return 200, {"ok": True, "result": True}
         return 404, _error(404, "Not Found")
 
     def _get_updates(self, params: dict[str, Any]) -> tuple[int, dict[str, Any]]:

@@ -211,3 +211,31 @@ def test_a_handler_running_across_a_gateway_restart_runs_once_and_is_acked(
         await stop(task)
 
     run(body(), timeout=90)
+
+
+def test_a_button_press_reaches_on_action_and_is_acked(
+    make_gateway: MakeGateway, telegram: FakeTelegram
+) -> None:
+    gw = make_gateway(telegram=telegram)
+    agent = Agent(gw.url, TOKEN)
+    pressed: list[dict[str, Any]] = []
+    got = Flag()
+
+    @agent.on_action
+    async def handle(action: dict[str, Any]) -> None:
+        pressed.append(action)
+        got.set()
+
+    async def body() -> None:
+        query = telegram.push_press(9, 5, 9, "approve:5")
+        task = await agent_running(agent, gw.url)
+        await asyncio.wait_for(got.wait(), 15)
+        async with Client(gw.url, token=TOKEN) as c:
+            await wait_spool(c, "acked", "1")
+        assert pressed[0]["action"] == "approve:5"
+        assert pressed[0]["messageId"] == "5"
+        assert pressed[0]["chatId"] == "9"
+        telegram.wait_answered(query)
+        await stop(task)
+
+    run(body())

@@ -206,6 +206,19 @@ impl RestApi {
         self.call("POST", &path, Some(body), timeout)
     }
 
+    /// Answer an interaction with type 6 (DEFERRED_UPDATE_MESSAGE): the press was received
+    /// and the message stays as it is, so the user's client stops waiting. Discord wants
+    /// it within 3 s.
+    pub fn answer_interaction(
+        &self,
+        id: &str,
+        token: &str,
+        timeout: Duration,
+    ) -> (Result<Value, RestError>, RateInfo) {
+        let path = format!("/interactions/{id}/{token}/callback");
+        self.call("POST", &path, Some(&serde_json::json!({"type": 6})), timeout)
+    }
+
     /// An edit (`PATCH …/messages/{id}`), delete (`DELETE …/messages/{id}`) or reaction
     /// (`PUT` or `DELETE …/messages/{id}/reactions/{emoji}/@me`) in `channel`.
     pub fn act(

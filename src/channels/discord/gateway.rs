@@ -77,6 +77,8 @@ pub enum GwEvent {
     Message(Value),
     /// A MESSAGE_UPDATE `d`.
     Edited(Value),
+    /// An INTERACTION_CREATE `d` (a press on a button, among others).
+    Interaction(Value),
     /// Disconnected; reconnecting (state `backoff`).
     Trouble(String),
     /// Given up for good: the connector's new state and why. The thread has ended.
@@ -592,6 +594,10 @@ impl Client {
                         Some("MESSAGE_UPDATE") => {
                             let mut frame = frame;
                             self.emit(GwEvent::Edited(frame["d"].take()));
+                        }
+                        Some("INTERACTION_CREATE") => {
+                            let mut frame = frame;
+                            self.emit(GwEvent::Interaction(frame["d"].take()));
                         }
                         _ => {}
                     }

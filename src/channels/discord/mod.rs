@@ -16,7 +16,9 @@ mod outbound;
 mod worker;
 
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
+use super::stream::StreamShape;
 use super::{ChannelStatus, Connector, ConnectorContext};
 use crate::config::DiscordConfig;
 use crate::spool::Spool;
@@ -25,6 +27,8 @@ pub struct Discord {
     api_base_url: String,
     token: String,
     allow_from: Vec<String>,
+    stream_edit_interval: Duration,
+    require_mention: bool,
     spool: Arc<Mutex<Spool>>,
 }
 
@@ -47,6 +51,8 @@ impl Discord {
             api_base_url: config.api_base_url.clone(),
             token,
             allow_from: config.allow_from.clone(),
+            stream_edit_interval: Duration::from_millis(config.stream_edit_interval_ms),
+            require_mention: config.require_mention,
             spool,
         })
     }
@@ -61,8 +67,13 @@ impl Connector for Discord {
         ChannelStatus::new("discord", "starting")
     }
 
+    fn stream_shape(&self) -> StreamShape {
+        StreamShape::of(&outbound::SHAPE, false, self.stream_edit_interval)
+    }
+
     fn run(self: Box<Self>, ctx: ConnectorContext) {
         let api = api::RestApi::new(&self.api_base_url, &self.token);
-        worker::Worker::new(api, self.token, self.allow_from, self.spool, ctx).run();
+        let mentions = super::mention::MentionGate::new(self.require_mention);
+        worker::Worker::new(api, self.token, self.allow_from, mentions, self.spool, ctx).run();
     }
 }

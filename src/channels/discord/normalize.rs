@@ -18,6 +18,9 @@
 //!   without a type; forwards, type 1, are not replies).
 //! - Only user-written messages (type 0 DEFAULT and 19 REPLY) are considered; joins, pins,
 //!   boosts and the like are skipped.
+//! - `mentioned` (for `requireMention`): the bot is in `mentions` or written `<@BOT_ID>` in
+//!   the text, or the message replies to one of the bot's (`referenced_message.author`).
+//!   Role mentions and `@everyone` do not count.
 //! - `ts` is the `timestamp` in unix ms; for an edit (MESSAGE_UPDATE, `edited: true`) the
 //!   `edited_timestamp`.
 
@@ -158,6 +161,8 @@ fn message(d: Fields<'_>, bot_id: Option<&str>) -> Result<Normalized, Missing> {
     params.insert("ts".into(), json!(ts));
     params.insert("replyTo".into(), json!(reply_to));
     params.insert("edited".into(), json!(false));
+    let mentioned = bot_id.is_some_and(|bot| mentions(d.value(), &text, bot));
+    params.insert("mentioned".into(), json!(mentioned));
     // Discord has no albums: the files of one message are its attachments.
     params.insert("attachments".into(), json!(attachments));
     params.insert("mediaGroupId".into(), Value::Null);
@@ -166,6 +171,78 @@ fn message(d: Fields<'_>, bot_id: Option<&str>) -> Result<Normalized, Missing> {
         sender_id,
         params,
     })
+}
+
+/// A press on one of the bot's buttons, from an INTERACTION_CREATE.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Press {
+    /// The interaction id (a snowflake: the spool sequence) and token, to answer it.
+    pub id: u64,
+    pub id_text: String,
+    pub token: String,
+    pub sender_id: String,
+    /// The `channel.action` params without `cursor`.
+    pub params: Map<String, Value>,
+}
+
+/// The press in an INTERACTION_CREATE `d`: a message component (type 3) that is a button
+/// (component type 2). Anything else (slash commands, select menus) is `None`. The user is
+/// `member.user` in a guild, `user` in a DM.
+pub fn press(d: &Value) -> Option<Press> {
+    let f = Fields::new("INTERACTION_CREATE", d);
+    if d.get("type").and_then(Value::as_u64) != Some(3) {
+        return None;
+    }
+    if d.pointer("/data/component_type").and_then(Value::as_u64) != Some(2) {
+        return None;
+    }
+    let id_text = f.opt_id("id")?;
+    let id = id_text.parse().ok()?;
+    let token = f.opt_str("token")?.to_owned();
+    let channel = f.opt_id("channel_id")?;
+    let message = f.opt_id("message.id")?;
+    let action = f.opt_str("data.custom_id")?.to_owned();
+    let user = d.pointer("/member/user").or_else(|| d.get("user"))?;
+    let sender_id = user.get("id").and_then(Value::as_str)?.to_owned();
+    let username = user.get("username").and_then(Value::as_str);
+    let name = user
+        .get("global_name")
+        .and_then(Value::as_str)
+        .filter(|n| !n.is_empty())
+        .or(username)
+        .unwrap_or(&sender_id)
+        .to_owned();
+    let mut params = Map::new();
+    params.insert("channel".into(), json!("discord"));
+    params.insert("chatId".into(), json!(channel));
+    params.insert("messageId".into(), json!(message));
+    params.insert(
+        "from".into(),
+        json!({"id": sender_id, "username": username, "name": name}),
+    );
+    params.insert("action".into(), json!(action));
+    params.insert("ts".into(), json!(snowflake_ms(id)));
+    Some(Press {
+        id,
+        id_text,
+        token,
+        sender_id,
+        params,
+    })
+}
+
+/// Whether the message mentions the bot `bot` or replies to one of its messages.
+fn mentions(d: &Value, text: &str, bot: &str) -> bool {
+    let id_is_bot = |user: &Value| user.get("id").and_then(Value::as_str) == Some(bot);
+    let listed = d
+        .get("mentions")
+        .and_then(Value::as_array)
+        .is_some_and(|users| users.iter().any(id_is_bot));
+    let replied = d
+        .get("referenced_message")
+        .and_then(|m| m.get("author"))
+        .is_some_and(id_is_bot);
+    listed || replied || crate::channels::mention::has_user_mention(text, bot)
 }
 
 /// Discord's epoch (2015-01-01T00:00:00Z) in unix ms; a snowflake's top 42 bits are ms since it.
@@ -267,6 +344,27 @@ mod tests {
     }
 
     #[test]
+    fn mentions_of_the_bot_by_id_or_reply() {
+        let mentioned = |extra: Value| match normalize(&message(extra), Some("9")) {
+            Normalized::Message { params, .. } => params["mentioned"] == json!(true),
+            other => panic!("{other:?}"),
+        };
+        assert!(!mentioned(json!({"guild_id": "7"})));
+        assert!(mentioned(
+            json!({"guild_id": "7", "mentions": [{"id": "9", "username": "emonk"}]})
+        ));
+        assert!(mentioned(json!({"guild_id": "7", "content": "hey <@9>"})));
+        assert!(
+            !mentioned(json!({"guild_id": "7", "content": "hey <@99>", "mentions": [{"id": "99"}]})),
+            "another bot"
+        );
+        assert!(!mentioned(json!({"guild_id": "7", "content": "<@&9> role"})));
+        assert!(mentioned(json!({"guild_id": "7", "type": 19,
+            "message_reference": {"message_id": "111"},
+            "referenced_message": {"id": "111", "author": {"id": "9"}}})));
+    }
+
+    #[test]
     fn dm_and_guild_messages() {
         let Normalized::Message {
             id,
@@ -284,7 +382,7 @@ mod tests {
                    "messageId": "1234567890123456789", "threadId": null,
                    "from": {"id": "42", "username": "ada", "name": "Ada Lovelace"},
                    "text": "hello", "ts": 1_714_566_896_789u64, "replyTo": null, "edited": false,
-                   "attachments": [], "mediaGroupId": null})
+                   "mentioned": false, "attachments": [], "mediaGroupId": null})
         );
         let m = message(json!({"guild_id": "7", "type": 19,
             "message_reference": {"message_id": "111", "channel_id": "555"},

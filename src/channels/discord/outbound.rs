@@ -20,11 +20,14 @@ use super::api::{MAX_RETRY_AFTER, RateInfo, RestApi, RestError};
 use super::worker::CallResult;
 use crate::channels::SendJob;
 use crate::channels::actions::{self, Action, ActionJob};
+use crate::channels::buttons::{self, ButtonLimits, Rows};
 use crate::channels::calls::{CallId, Calls};
 use crate::channels::fields::Fields;
 use crate::channels::media::outgoing::check_limit;
 pub use crate::channels::outbound::Done;
-use crate::channels::outbound::{self, Part, SEND_TIMEOUT, Shape, parts_of, sent_id, upload_timeout};
+use crate::channels::outbound::{
+    self, Part, SEND_TIMEOUT, Shape, parts_with_buttons, sent_id, upload_timeout,
+};
 use crate::channels::split::code_points;
 use crate::protocol::{ErrorBody, ErrorCode};
 
@@ -36,7 +39,7 @@ pub const MAX_MESSAGE_CHARS: usize = 2000;
 /// allows less answers 413, which is `PAYLOAD_TOO_LARGE` too.
 pub const UPLOAD_LIMIT: u64 = 10 * 1024 * 1024;
 /// Text and caption (a message's content) have the same limit.
-const SHAPE: Shape = Shape {
+pub(super) const SHAPE: Shape = Shape {
     text_max: MAX_MESSAGE_CHARS,
     caption_max: MAX_MESSAGE_CHARS,
     units: code_points,
@@ -73,6 +76,9 @@ impl Job {
                 .collect();
             body["attachments"] = Value::Array(listed);
         }
+        if let Some(rows) = self.buttons_now() {
+            body["components"] = components(rows);
+        }
         if self.next == 0 {
             if let Some(id) = &self.extra.reply_to {
                 // A reply to a message deleted meanwhile still delivers the answer.
@@ -81,6 +87,31 @@ impl Job {
         }
         body
     }
+}
+
+/// Discord's message components: 5 action rows of 5 buttons, labels of 80 characters.
+const BUTTON_LIMITS: ButtonLimits = ButtonLimits {
+    platform: "Discord",
+    max_rows: 5,
+    max_per_row: 5,
+    max_total: 25,
+    max_text: 80,
+};
+
+/// Buttons as action rows (type 1) of primary buttons (type 2, style 1) whose `custom_id`
+/// is the `action` a press reports.
+fn components(rows: &Rows) -> Value {
+    let rows: Vec<Value> = rows
+        .iter()
+        .map(|row| {
+            let buttons: Vec<Value> = row
+                .iter()
+                .map(|b| json!({"type": 2, "style": 1, "label": b.text, "custom_id": b.action}))
+                .collect();
+            json!({"type": 1, "components": buttons})
+        })
+        .collect();
+    Value::Array(rows)
 }
 
 pub(super) fn snowflake(value: &str, what: &str) -> Result<String, ErrorBody> {
@@ -200,7 +231,8 @@ impl Outbound {
             .map_err(fail)?;
         // One message carries up to 10 files (what `channels.send` allows), the text as its
         // content when it fits.
-        let parts = parts_of(&r.text, job.files, &SHAPE, |files| vec![files]);
+        buttons::check(&r.buttons, &BUTTON_LIMITS).map_err(fail)?;
+        let parts = parts_with_buttons(&r.text, job.files, &r.buttons, &SHAPE, |files| vec![files]);
         if parts
             .iter()
             .all(|p| matches!(p, Part::Text(t) if t.trim().is_empty()))
@@ -215,7 +247,7 @@ impl Outbound {
             reply_to,
             rate_retries: 0,
         };
-        self.push(Job::new(job.id, route, parts, extra, now));
+        self.push(Job::new(job.id, route, parts, extra, now).with_buttons(r.buttons));
         Ok(())
     }
 
@@ -374,6 +406,7 @@ mod tests {
                 thread_id: None,
                 format: TextFormat::Plain,
                 idempotency_key: None,
+                buttons: Vec::new(),
                 attachments: Vec::new(),
             },
             files: Vec::new(),

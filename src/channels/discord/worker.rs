@@ -22,17 +22,18 @@ use serde_json::Value;
 
 use super::api::{RateInfo, RestApi, RestError};
 use super::gateway::{GatewayHandle, GwEvent};
-use super::normalize::{Normalized, normalize, normalize_edit};
+use super::normalize::{Normalized, Press, normalize, normalize_edit, press};
 use super::outbound::{Done, Outbound, snowflake};
 use crate::channels::calls::Calls;
 use crate::channels::inbox::{HOLD_MAX, Inbox, Seq, Written};
 use crate::channels::media::MediaError;
 use crate::channels::media::cache::CachedFile;
+use crate::channels::mention::MentionGate;
 use crate::channels::status::Refused;
 use crate::channels::typing::{self, Keepalive, TypingJob};
 use crate::channels::{ChannelStatus, ConnectorCommand, ConnectorContext};
 use crate::protocol::{ErrorBody, ErrorCode};
-use crate::spool::Spool;
+use crate::spool::{Kind, Spool};
 
 /// `lastError` once messages arrive without content.
 pub const CONTENT_HINT: &str = "messages arrive with empty content: enable the Message Content intent (MESSAGE_CONTENT) for this bot in the Discord Developer Portal (Bot > Privileged Gateway Intents)";
@@ -44,6 +45,8 @@ const TYPING_EVERY: Duration = Duration::from_secs(8);
 const TYPING_CALL: Duration = Duration::from_secs(10);
 /// Timers never sleep longer than this.
 const MAX_SLEEP: Duration = Duration::from_secs(60);
+/// Timeout of an interaction callback: Discord wants the answer within 3 s of the press.
+const ANSWER_TIMEOUT: Duration = Duration::from_millis(2500);
 
 /// The result of one HTTP call.
 pub enum CallResult {
@@ -62,12 +65,16 @@ pub enum CallResult {
         key: String,
         result: Result<(), RestError>,
     },
+    /// An interaction callback answered (nothing waits for it).
+    Answered(Result<Value, RestError>),
 }
 
 pub struct Worker {
     api: Arc<RestApi>,
     token: String,
     allow_from: Vec<String>,
+    /// `requireMention`: guild messages must mention the bot.
+    mentions: MentionGate,
     /// The way into the spool; holds messages while the spool refuses writes.
     inbox: Inbox,
     ctx: ConnectorContext,
@@ -91,6 +98,7 @@ impl Worker {
         api: RestApi,
         token: String,
         allow_from: Vec<String>,
+        mentions: MentionGate,
         spool: Arc<Mutex<Spool>>,
         ctx: ConnectorContext,
     ) -> Worker {
@@ -99,6 +107,7 @@ impl Worker {
             api: Arc::new(api),
             token,
             allow_from,
+            mentions,
             inbox: Inbox::new("discord", spool),
             ctx,
             status: ChannelStatus::new("discord", "starting"),
@@ -149,6 +158,9 @@ impl Worker {
             select! {
                 recv(commands) -> cmd => match cmd {
                     Ok(ConnectorCommand::Typing(job)) => self.start_typing(job),
+                    Ok(ConnectorCommand::TypingOff { to, thread_id }) => {
+                        self.typing.stop(thread_id.as_ref().unwrap_or(&to));
+                    }
                     Ok(ConnectorCommand::Act(job)) => {
                         if self.unauthorized {
                             self.finish_sends(vec![(job.id, Err(unauthorized_body()))]);
@@ -194,6 +206,11 @@ impl Worker {
                     Ok((_, CallResult::Typing { job, key, result })) => {
                         let result = result.map_err(|e| e.to_error_body());
                         typing::on_result(&mut self.typing, &self.ctx, "discord", job, &key, result);
+                    }
+                    Ok((_, CallResult::Answered(result))) => {
+                        if let Err(e) = result {
+                            log::warn!("discord: answering a button press failed: {e}");
+                        }
                     }
                     Err(_) => {}
                 },
@@ -255,6 +272,12 @@ impl Worker {
                 self.status.last_poll_ms = Some(crate::procinfo::unix_ms());
                 self.on_message(normalize_edit(&d, self.bot_id.as_deref()), true);
             }
+            GwEvent::Interaction(d) => {
+                self.status.last_poll_ms = Some(crate::procinfo::unix_ms());
+                if let Some(press) = press(&d) {
+                    self.on_press(press);
+                }
+            }
             GwEvent::Trouble(why) => self.set_state("backoff", Some(why)),
             GwEvent::Fatal { state, error } => {
                 if state == "unauthorized" {
@@ -264,6 +287,42 @@ impl Worker {
                 }
                 self.set_state(state, Some(error));
             }
+        }
+    }
+
+    /// A press: answered first (Discord wants it within 3 s, and the user's client waits
+    /// for it whatever becomes of the press), then spooled as a `channel.action` unless the
+    /// sender is refused. Its own source per channel, numbered by the interaction id, so a
+    /// replay after Resume is a duplicate the spool skips.
+    fn on_press(&mut self, press: Press) {
+        let api = self.api.clone();
+        let (id, token) = (press.id_text.clone(), press.token.clone());
+        let started = self
+            .calls
+            .start(move || CallResult::Answered(api.answer_interaction(&id, &token, ANSWER_TIMEOUT).0));
+        if let Err(e) = started {
+            log::warn!("discord: cannot answer a button press: {e}");
+        }
+        if !self.allow_from.iter().any(|a| a == "*" || *a == press.sender_id) {
+            let name = press.params["from"]["name"].as_str().unwrap_or("");
+            self.refused.refuse(&press.sender_id, Some(name));
+            return;
+        }
+        let chat = press.params["chatId"].as_str().unwrap_or_default().to_owned();
+        let bot = self.bot_id.as_deref().unwrap_or("0");
+        let source = format!("discord/{bot}/{chat}/actions");
+        match self.inbox.push_kind(
+            source,
+            Kind::Action,
+            Seq::Given(press.id),
+            press.params,
+            Instant::now(),
+        ) {
+            Ok(written) => self.written(written),
+            Err(_) => log::error!(
+                "discord: a press in channel {chat} from {} is lost: {HOLD_MAX} entries are already held while the spool refuses writes",
+                press.sender_id
+            ),
         }
     }
 
@@ -299,6 +358,10 @@ impl Worker {
                 return;
             }
         };
+        let direct = params.get("chatType").and_then(Value::as_str) == Some("dm");
+        if !self.mentions.admit(direct, &params, &mut self.status) {
+            return self.report();
+        }
         if !self.allow_from.iter().any(|a| a == "*" || *a == sender_id) {
             let name = params["from"]["name"].as_str().unwrap_or("");
             self.refused.refuse(&sender_id, Some(name));

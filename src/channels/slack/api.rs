@@ -180,11 +180,16 @@ impl WebApi {
         channel: &str,
         text: &str,
         thread_ts: Option<&str>,
+        blocks: Option<&Value>,
         timeout: Duration,
     ) -> Result<Value, ApiError> {
         let mut body = json!({"channel": channel, "text": text});
         if let Some(ts) = thread_ts {
             body["thread_ts"] = json!(ts);
+        }
+        // With blocks, `text` stays as the notification and screen-reader fallback.
+        if let Some(blocks) = blocks {
+            body["blocks"] = blocks.clone();
         }
         self.call("chat.postMessage", token, &body, timeout)
     }

@@ -22,6 +22,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use super::stream::StreamShape;
 use super::{ChannelStatus, Connector, ConnectorContext};
 use crate::config::SlackConfig;
 use crate::spool::Spool;
@@ -39,6 +40,8 @@ pub struct Slack {
     bot_token: String,
     allow_from: Vec<String>,
     ping_interval: Duration,
+    stream_edit_interval: Duration,
+    require_mention: bool,
     state_dir: PathBuf,
     spool: Arc<Mutex<Spool>>,
 }
@@ -68,6 +71,8 @@ impl Slack {
             bot_token,
             allow_from: config.allow_from.clone(),
             ping_interval,
+            stream_edit_interval: Duration::from_millis(config.stream_edit_interval_ms),
+            require_mention: config.require_mention,
             state_dir,
             spool,
         })
@@ -83,9 +88,14 @@ impl Connector for Slack {
         ChannelStatus::new("slack", "starting")
     }
 
+    fn stream_shape(&self) -> StreamShape {
+        StreamShape::of(&outbound::SHAPE, false, self.stream_edit_interval)
+    }
+
     fn run(self: Box<Self>, ctx: ConnectorContext) {
         let settings = worker::Settings {
             allow_from: self.allow_from,
+            mentions: super::mention::MentionGate::new(self.require_mention),
             app_token: self.app_token.into(),
             bot_token: self.bot_token.into(),
             ping_interval: self.ping_interval,

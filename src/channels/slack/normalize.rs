@@ -32,7 +32,7 @@ pub enum Frame {
     Hello,
     /// `disconnect` with its `reason` (`refresh_requested`, `warning`, `link_disabled`, ...).
     Disconnect(String),
-    /// An envelope to acknowledge. `payload` is set for `events_api`.
+    /// An envelope to acknowledge. `payload` is set for `events_api` and `interactive`.
     Envelope {
         envelope_id: String,
         kind: String,
@@ -59,7 +59,7 @@ pub fn parse_frame(text: &str) -> Frame {
     if let Some(id) = envelope_id {
         return Frame::Envelope {
             envelope_id: id,
-            payload: (kind == "events_api")
+            payload: (kind == "events_api" || kind == "interactive")
                 .then(|| v.get("payload").cloned())
                 .flatten(),
             kind,
@@ -75,6 +75,67 @@ pub fn parse_frame(text: &str) -> Frame {
         ),
         _ => Frame::Other(kind),
     }
+}
+
+/// A press on one of the bot's buttons, from an `interactive` envelope's `block_actions`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Press {
+    /// Stable across Slack's redeliveries of the envelope: the channel, message and the
+    /// action's own `action_ts`.
+    pub key: String,
+    pub sender_id: String,
+    /// The `channel.action` params without `cursor`.
+    pub params: Map<String, Value>,
+}
+
+/// The press in a `block_actions` payload: its first action that is a button (its `value`
+/// is the `action` given to `channels.send`). Anything else (view submissions, shortcuts,
+/// select menus, a press without its message) is `None`.
+pub fn press(payload: &Value) -> Option<Press> {
+    let p = Fields::new("block_actions", payload);
+    if p.opt_str("type") != Some("block_actions") {
+        return None;
+    }
+    let action = payload
+        .get("actions")?
+        .as_array()?
+        .iter()
+        .find(|a| a.get("type").and_then(Value::as_str) == Some("button"))?;
+    let value = action.get("value").and_then(Value::as_str)?;
+    let user = p.opt_str("user.id")?.to_owned();
+    let channel = p
+        .opt_str("channel.id")
+        .or_else(|| p.opt_str("container.channel_id"))?
+        .to_owned();
+    let message = p
+        .opt_str("container.message_ts")
+        .or_else(|| p.opt_str("message.ts"))?
+        .to_owned();
+    let at = action.get("action_ts").and_then(Value::as_str).unwrap_or("");
+    let name = p
+        .opt_str("user.name")
+        .or_else(|| p.opt_str("user.username"))
+        .unwrap_or(&user)
+        .to_owned();
+    let mut params = Map::new();
+    params.insert("channel".into(), json!("slack"));
+    params.insert("chatId".into(), json!(channel));
+    params.insert("messageId".into(), json!(message));
+    params.insert(
+        "from".into(),
+        json!({"id": user, "username": p.opt_str("user.username"), "name": name}),
+    );
+    params.insert("action".into(), json!(value));
+    let ts = match ts_to_ms(at) {
+        0 => crate::procinfo::unix_ms(),
+        ms => ms,
+    };
+    params.insert("ts".into(), json!(ts));
+    Some(Press {
+        key: format!("action:{channel}:{message}:{at}:{user}"),
+        sender_id: user,
+        params,
+    })
 }
 
 /// Who the bot is, to skip its own messages.
@@ -170,6 +231,10 @@ fn message(payload: Fields<'_>, me: &Me) -> Result<Normalized, Missing> {
     params.insert("ts".into(), json!(ts_to_ms(at_ts)));
     params.insert("replyTo".into(), Value::Null);
     params.insert("edited".into(), json!(edited));
+    // A mention is `<@BOT_USER_ID>` in the text, or a reply in a thread the bot started.
+    let replies_to_bot = payload.opt_str(&at("parent_user_id")) == Some(me.user_id.as_str());
+    let mentioned = replies_to_bot || crate::channels::mention::has_user_mention(text, &me.user_id);
+    params.insert("mentioned".into(), json!(mentioned));
     // The files of one message are its attachments; Slack has no albums beyond that.
     params.insert("attachments".into(), json!(attachments));
     params.insert("mediaGroupId".into(), Value::Null);
@@ -236,6 +301,23 @@ mod tests {
     }
 
     #[test]
+    fn mentions_of_the_bot_user_or_a_reply_in_its_thread() {
+        let mentioned = |event: Value| match normalize(&payload(event), "Ev", &me()) {
+            Normalized::Message { params, .. } => params["mentioned"] == json!(true),
+            other => panic!("{other:?}"),
+        };
+        let base = |text: &str| json!({"type": "message", "channel": "C1", "channel_type": "channel", "user": "U1", "text": text, "ts": "1.1"});
+        assert!(!mentioned(base("hi all")));
+        assert!(mentioned(base("hi <@UBOT>")));
+        assert!(mentioned(base("hi <@UBOT|emonk>")));
+        assert!(!mentioned(base("hi <@UOTHER>")), "another bot");
+        let mut reply = base("agreed");
+        reply["thread_ts"] = json!("1.0");
+        reply["parent_user_id"] = json!("UBOT");
+        assert!(mentioned(reply));
+    }
+
+    #[test]
     fn a_thread_reply_in_a_channel() {
         let n = normalize(
             &payload(
@@ -255,7 +337,7 @@ mod tests {
                 "messageId": "1700000000.123456", "threadId": "1699999999.000100",
                 "from": {"id": "U1", "username": null, "name": "U1"}, "text": "hi",
                 "ts": 1_700_000_000_123u64, "replyTo": null, "edited": false,
-                   "attachments": [], "mediaGroupId": null})
+                   "mentioned": false, "attachments": [], "mediaGroupId": null})
         );
     }
 

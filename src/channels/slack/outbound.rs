@@ -25,19 +25,23 @@ use super::upload::{UPLOAD_LIMIT, Upload, share_ts};
 use super::worker::CallResult;
 use crate::channels::SendJob;
 use crate::channels::actions::{self, Action, ActionJob};
+use crate::channels::buttons::{self, ButtonLimits, Rows};
 use crate::channels::calls::{CallId, Calls};
 use crate::channels::fields::Fields;
 use crate::channels::media::outgoing::check_limit;
 pub use crate::channels::outbound::Done;
-use crate::channels::outbound::{self, Part, SEND_TIMEOUT, Shape, parts_of, sent_id, upload_timeout};
+use crate::channels::outbound::{
+    self, Part, SEND_TIMEOUT, Shape, parts_with_buttons, sent_id, upload_timeout,
+};
 use crate::channels::split::code_points;
+use crate::channels::split::split_text;
 use crate::channels::telegram::ratelimit::{Limits, RateLimiter};
 use crate::protocol::{ErrorBody, ErrorCode};
 
 /// Longest part sent, in characters (Unicode code points).
 pub const MAX_MESSAGE_CHARS: usize = 4000;
 /// A text and a file upload's comment have the same limit.
-const SHAPE: Shape = Shape {
+pub(super) const SHAPE: Shape = Shape {
     text_max: MAX_MESSAGE_CHARS,
     caption_max: MAX_MESSAGE_CHARS,
     units: code_points,
@@ -65,13 +69,49 @@ impl Default for Outbound {
     }
 }
 
+/// Slack's Block Kit: an `actions` block holds 25 elements, a message 50 blocks, a button
+/// 75 characters of text.
+const BUTTON_LIMITS: ButtonLimits = ButtonLimits {
+    platform: "Slack",
+    max_rows: 25,
+    max_per_row: 25,
+    max_total: 100,
+    max_text: 75,
+};
+
+/// A section block's text holds 3000 characters.
+const SECTION_MAX: usize = 3000;
+
+/// The message as blocks: its text in section blocks, then one `actions` block per row.
+/// A press reports the button's `value` (the `action`); `action_id`s only need to be
+/// unique within the message.
+fn blocks(text: &str, rows: &Rows) -> Value {
+    let mut blocks: Vec<Value> = split_text(text, SECTION_MAX, code_points)
+        .into_iter()
+        .map(|t| json!({"type": "section", "text": {"type": "mrkdwn", "text": t}}))
+        .collect();
+    for (r, row) in rows.iter().enumerate() {
+        let elements: Vec<Value> = row
+            .iter()
+            .enumerate()
+            .map(|(b, button)| {
+                json!({"type": "button", "action_id": format!("emonk-{r}-{b}"), "value": button.action,
+                       "text": {"type": "plain_text", "text": button.text}})
+            })
+            .collect();
+        blocks.push(json!({"type": "actions", "elements": elements}));
+    }
+    Value::Array(blocks)
+}
+
 impl Outbound {
     /// Accept a job, or answer at once when it cannot be sent.
     pub fn enqueue(&mut self, job: SendJob, now: Instant) -> Result<(), Done> {
         check_limit(&job.files, UPLOAD_LIMIT, "Slack").map_err(|e| (job.id, Err(e.to_body())))?;
         let r = job.request;
         // All files go as one upload, the text as its comment when it fits.
-        let parts = parts_of(&r.text, job.files, &SHAPE, |files| vec![files]);
+        buttons::check(&r.buttons, &BUTTON_LIMITS).map_err(|e| (job.id, Err(e)))?;
+        let parts = parts_with_buttons(&r.text, job.files, &r.buttons, &SHAPE, |files| vec![files]);
         if parts.is_empty() || r.to.is_empty() {
             return Err((
                 job.id,
@@ -84,7 +124,7 @@ impl Outbound {
         let extra = Extra {
             thread_ts: r.thread_id.or(r.reply_to),
         };
-        self.push(Job::new(job.id, r.to, parts, extra, now));
+        self.push(Job::new(job.id, r.to, parts, extra, now).with_buttons(r.buttons));
         Ok(())
     }
 
@@ -142,6 +182,7 @@ impl Outbound {
                 job.parts[job.next].text().to_owned(),
                 job.extra.thread_ts.clone(),
             );
+            let blocks = job.buttons_now().map(|rows| blocks(&text, rows));
             match &job.parts[job.next] {
                 Part::Action(action) => {
                     let action = action.clone();
@@ -159,6 +200,7 @@ impl Outbound {
                         &channel,
                         &text,
                         thread.as_deref(),
+                        blocks.as_ref(),
                         SEND_TIMEOUT,
                     ))
                 }),

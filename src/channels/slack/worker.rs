@@ -27,7 +27,7 @@ use crossbeam_channel::{TryRecvError, select};
 use serde_json::{Value, json};
 
 use super::api::{ApiError, Identity, WebApi};
-use super::normalize::{Frame, Me, Normalized, dedupe_key, normalize, parse_frame};
+use super::normalize::{Frame, Me, Normalized, dedupe_key, normalize, parse_frame, press};
 use super::outbound::{Done, Outbound};
 use super::seen::Seen;
 use super::socket::{Read, Socket, Ws};
@@ -40,7 +40,7 @@ use crate::channels::media::cache::CachedFile;
 use crate::channels::status::Refused;
 use crate::channels::{ChannelStatus, ConnectorCommand, ConnectorContext};
 use crate::protocol::{ErrorBody, ErrorCode};
-use crate::spool::Spool;
+use crate::spool::{Kind, Spool};
 
 /// The spool source of Slack messages.
 const SOURCE: &str = "slack";
@@ -88,6 +88,8 @@ enum Phase {
 
 pub struct Settings {
     pub allow_from: Vec<String>,
+    /// `requireMention`: channel and group messages must mention the bot.
+    pub mentions: crate::channels::mention::MentionGate,
     pub app_token: Arc<str>,
     pub bot_token: Arc<str>,
     /// A socket is pinged this often and declared dead after twice this without traffic.
@@ -234,6 +236,8 @@ impl Worker {
                 self.finish_sends(vec![(job.id, Ok(json!({"shown": false})))]);
                 true
             }
+            // Nothing is kept alive on Slack.
+            ConnectorCommand::TypingOff { .. } => true,
             ConnectorCommand::Probe(p) => {
                 p.answer();
                 true
@@ -548,6 +552,7 @@ impl Worker {
                 socket.last_rx = Instant::now();
                 self.status.last_poll_ms = Some(crate::procinfo::unix_ms());
                 match payload {
+                    Some(p) if kind == "interactive" => self.on_interactive(&p),
                     Some(p) => self.on_event(&envelope_id, &p),
                     None if kind == "events_api" => {
                         self.incomplete(&Missing::new(format!("envelope {envelope_id}"), "payload"))
@@ -598,6 +603,43 @@ impl Worker {
         full
     }
 
+    /// A press (`block_actions`): acked already (which is Slack's answer to the user's
+    /// client), spooled as a `channel.action` unless the sender is refused, once: a
+    /// redelivered envelope carries the same press key.
+    fn on_interactive(&mut self, payload: &Value) {
+        let Some(press) = press(payload) else {
+            log::debug!("slack: ignoring an interactive payload that is not a button press");
+            return;
+        };
+        if self.seen.contains(&press.key) {
+            log::debug!(
+                "slack: press {} was already delivered; skipping the redelivery",
+                press.key
+            );
+            return;
+        }
+        if !self.allowed(&press.sender_id) {
+            self.refuse(press.sender_id);
+            return;
+        }
+        let source = format!("{SOURCE}/actions");
+        match self
+            .inbox
+            .push_kind(source, Kind::Action, Seq::Next, press.params, Instant::now())
+        {
+            Ok(written) => {
+                written.report(&mut self.status, &self.ctx, None);
+                if let Err(e) = self.seen.insert(press.key) {
+                    log::warn!("slack: cannot persist the delivered event ids: {e}");
+                }
+            }
+            Err(_) => log::error!(
+                "slack: a press from {} is lost: {HOLD_MAX} entries are already held while the spool refuses writes",
+                press.sender_id
+            ),
+        }
+    }
+
     fn on_event(&mut self, envelope_id: &str, payload: &Value) {
         let key = dedupe_key(payload, envelope_id);
         if self.seen.contains(&key) {
@@ -616,6 +658,14 @@ impl Worker {
             }
             Normalized::Message { sender_id, params } => (sender_id, params),
         };
+        let direct = params.get("chatType").and_then(Value::as_str) == Some("im");
+        if !self.settings.mentions.admit(direct, &params, &mut self.status) {
+            // Acked already; remembered so a redelivery is not counted twice.
+            if let Err(e) = self.seen.insert(key) {
+                log::warn!("slack: cannot persist the delivered event ids: {e}");
+            }
+            return self.report();
+        }
         if !self.allowed(&sender_id) {
             self.refuse(sender_id);
             return;

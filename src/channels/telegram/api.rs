@@ -105,6 +105,8 @@ pub struct SendMessage {
     /// Sent as `reply_parameters {message_id, allow_sending_without_reply: true}`: a reply to a
     /// message deleted meanwhile still delivers the answer instead of failing.
     pub reply_to_message_id: Option<i64>,
+    /// An inline keyboard (`{"inline_keyboard": [[...]]}`), if the message has buttons.
+    pub reply_markup: Option<Value>,
 }
 
 impl SendMessage {
@@ -118,6 +120,9 @@ impl SendMessage {
             self.reply_to_message_id,
         );
         body.insert("text".into(), json!(self.text));
+        if let Some(markup) = &self.reply_markup {
+            body.insert("reply_markup".into(), markup.clone());
+        }
         Value::Object(body)
     }
 }
@@ -464,6 +469,16 @@ impl BotApi {
         params.insert("action".into(), json!(action));
         self.call("sendChatAction", &Value::Object(params), timeout)
             .map(|_| ())
+    }
+
+    /// `answerCallbackQuery`: the press was received, so the user's client stops its
+    /// spinner; `text` (if any) shows as a brief notice.
+    pub fn answer_callback(&self, id: &str, text: Option<&str>, timeout: Duration) -> Result<(), ApiError> {
+        let mut params = json!({"callback_query_id": id});
+        if let Some(text) = text {
+            params["text"] = json!(text);
+        }
+        self.call("answerCallbackQuery", &params, timeout).map(|_| ())
     }
 
     /// `getFile`: where to download the file behind `file_id`.
@@ -904,6 +919,7 @@ mod tests {
             parse_mode: Some("HTML"),
             message_thread_id: Some(7),
             reply_to_message_id: Some(42),
+            reply_markup: None,
         };
         assert_eq!(
             req.to_json(),
@@ -917,8 +933,12 @@ mod tests {
             parse_mode: None,
             message_thread_id: None,
             reply_to_message_id: None,
+            reply_markup: Some(json!({"inline_keyboard": []})),
         };
-        assert_eq!(req.to_json(), json!({"chat_id": "@mychannel", "text": "x"}));
+        assert_eq!(
+            req.to_json(),
+            json!({"chat_id": "@mychannel", "text": "x", "reply_markup": {"inline_keyboard": []}})
+        );
     }
 
     #[test]

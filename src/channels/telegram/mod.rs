@@ -23,6 +23,8 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use super::mention::MentionGate;
+use super::stream::StreamShape;
 use super::{ChannelStatus, Connector, ConnectorContext};
 use crate::config::TelegramConfig;
 use crate::spool::Spool;
@@ -32,6 +34,8 @@ pub struct Telegram {
     token: String,
     poll_timeout: Duration,
     allow_from: Vec<String>,
+    stream_edit_interval: Duration,
+    require_mention: bool,
     state_dir: PathBuf,
     spool: Arc<Mutex<Spool>>,
 }
@@ -58,6 +62,8 @@ impl Telegram {
             token,
             poll_timeout: Duration::from_secs(config.poll_timeout_secs),
             allow_from: config.allow_from.clone(),
+            stream_edit_interval: Duration::from_millis(config.stream_edit_interval_ms),
+            require_mention: config.require_mention,
             state_dir,
             spool,
         })
@@ -73,11 +79,16 @@ impl Connector for Telegram {
         ChannelStatus::new("telegram", "starting")
     }
 
+    fn stream_shape(&self) -> StreamShape {
+        StreamShape::of(&outbound::SHAPE, true, self.stream_edit_interval)
+    }
+
     fn run(self: Box<Self>, ctx: ConnectorContext) {
         let api = api::BotApi::new(&self.api_base_url, &self.token);
         let settings = worker::Settings {
             poll_timeout: self.poll_timeout,
             allow_from: self.allow_from,
+            mentions: MentionGate::new(self.require_mention),
         };
         let offset_file = offset::OffsetFile::new(&self.state_dir);
         worker::Worker::new(api, settings, self.spool, offset_file, ctx).run();

@@ -28,6 +28,11 @@
 //!   channel forwards: there `from` is a placeholder user such as GroupAnonymousBot, which
 //!   must not pass an `allowFrom` check meant for someone else); else `from`; else the chat
 //!   itself (a channel post without `sender_chat`). So every message has a sender id.
+//! - `mentioned` (for `requireMention`): a `mention` entity naming the bot's @username, a
+//!   `text_mention` of the bot's user, a `bot_command` at the start that is `/cmd` or
+//!   `/cmd@thisbot` (not `/cmd@otherbot`), or a reply to one of the bot's messages. Case
+//!   does not matter in usernames, as on Telegram. Before `getMe` answered (no bot known)
+//!   nothing is a mention.
 
 use serde_json::{Map, Value, json};
 
@@ -43,6 +48,17 @@ pub enum Normalized {
         sender_id: String,
         params: Map<String, Value>,
     },
+    /// A press on one of the bot's buttons: `params` is the `channel.action` payload
+    /// without `cursor`; `callback_id` is what `answerCallbackQuery` takes.
+    Action {
+        update_id: i64,
+        sender_id: String,
+        callback_id: String,
+        params: Map<String, Value>,
+    },
+    /// A press the agent cannot act on (its message is gone or was never the bot's in a
+    /// chat: an inline-mode message); answered with a notice, not delivered.
+    StalePress { update_id: i64, callback_id: String },
     /// Nothing for the agent, but the update must still be confirmed.
     Skip { update_id: i64, why: &'static str },
     /// A message that lacks a field needed to deliver it (`missing` names it). Confirmed
@@ -60,11 +76,26 @@ const MESSAGE_KINDS: [(&str, bool); 4] = [
     ("edited_channel_post", true),
 ];
 
-/// Map one raw Update.
+/// The bot, as `getMe` describes it: what a mention of it looks like.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Bot {
+    pub id: i64,
+    pub username: Option<String>,
+}
+
+/// Map one raw Update, not knowing the bot (nothing is a mention).
 pub fn normalize(update: &Value) -> Normalized {
+    normalize_for(update, None)
+}
+
+/// Map one raw Update received by `bot`.
+pub fn normalize_for(update: &Value, bot: Option<&Bot>) -> Normalized {
     let Some(update_id) = update.get("update_id").and_then(Value::as_i64) else {
         return Normalized::Invalid;
     };
+    if let Some(query) = update.get("callback_query").filter(|q| q.is_object()) {
+        return press(update_id, query);
+    }
     let Some((kind, edited)) = MESSAGE_KINDS
         .iter()
         .find(|(kind, _)| update.get(*kind).is_some_and(|m| !m.is_null()))
@@ -76,7 +107,7 @@ pub fn normalize(update: &Value) -> Normalized {
         };
     };
     let what = format!("update {update_id}");
-    match message_params(Fields::new(&what, update), kind, edited) {
+    match message_params(Fields::new(&what, update), kind, edited, bot) {
         Ok(Some((sender_id, params))) => Normalized::Message {
             update_id,
             sender_id,
@@ -90,12 +121,61 @@ pub fn normalize(update: &Value) -> Normalized {
     }
 }
 
+/// A `callback_query`: the `channel.action` of a press on an inline keyboard button. A
+/// query without its `message` (an inline-mode message), without `data` (a game button),
+/// or whose message Telegram no longer has (an `InaccessibleMessage`, `date` 0) is stale.
+fn press(update_id: i64, query: &Value) -> Normalized {
+    let q = Fields::new("callback_query", query);
+    let Some(callback_id) = q.opt_str("id").map(str::to_owned) else {
+        return Normalized::Skip {
+            update_id,
+            why: "a callback query without an id",
+        };
+    };
+    let chat = q.opt_i64("message.chat.id");
+    let message = q.opt_i64("message.message_id");
+    let data = q.opt_str("data");
+    let gone = q.opt_i64("message.date") == Some(0);
+    let (Some(chat), Some(message), Some(data), false) = (chat, message, data, gone) else {
+        return Normalized::StalePress {
+            update_id,
+            callback_id,
+        };
+    };
+    let Some((user, id)) = query.get("from").and_then(|u| int(u, "id").map(|id| (u, id))) else {
+        return Normalized::Skip {
+            update_id,
+            why: "a callback query without a sender",
+        };
+    };
+    let name = join_name(user).unwrap_or_else(|| fallback_name(user, id));
+    let mut params = Map::new();
+    params.insert("channel".into(), json!("telegram"));
+    params.insert("chatId".into(), json!(chat.to_string()));
+    params.insert("messageId".into(), json!(message.to_string()));
+    params.insert("from".into(), from_object(id, user, name));
+    params.insert("action".into(), json!(data));
+    // A query carries no time of its own: the press is when it arrived.
+    params.insert("ts".into(), json!(crate::procinfo::unix_ms()));
+    Normalized::Action {
+        update_id,
+        sender_id: id.to_string(),
+        callback_id,
+        params,
+    }
+}
+
 /// A message's sender id and `channel.message` params.
 type SenderAndParams = (String, Map<String, Value>);
 
 /// The params of the Message at `kind` in the update, `None` when it has neither text nor media
 /// (joins, pins...), or the needed field it lacks.
-fn message_params(update: Fields<'_>, kind: &str, edited: bool) -> Result<Option<SenderAndParams>, Missing> {
+fn message_params(
+    update: Fields<'_>,
+    kind: &str,
+    edited: bool,
+    bot: Option<&Bot>,
+) -> Result<Option<SenderAndParams>, Missing> {
     let at = |path: &str| format!("{kind}.{path}");
     let message = update.get(kind).unwrap_or(&Value::Null);
     let text = ["text", "caption"]
@@ -142,10 +222,57 @@ fn message_params(update: Fields<'_>, kind: &str, edited: bool) -> Result<Option
     params.insert("ts".into(), json!(ts_secs.saturating_mul(1000)));
     params.insert("replyTo".into(), json!(reply_to.map(|id| id.to_string())));
     params.insert("edited".into(), json!(edited));
+    let mentioned = bot.is_some_and(|bot| mentions(message, text, bot));
+    params.insert("mentioned".into(), json!(mentioned));
     params.insert("attachments".into(), json!(attachments));
     let media_group = message.get("media_group_id").and_then(Value::as_str);
     params.insert("mediaGroupId".into(), json!(media_group));
     Ok(Some((sender_id, params)))
+}
+
+/// Whether the message mentions `bot` (see the module doc). `text` is the text or caption
+/// the entities' UTF-16 offsets count in.
+fn mentions(message: &Value, text: &str, bot: &Bot) -> bool {
+    let from_id = |m: &Value| m.get("from").and_then(|f| f.get("id")).and_then(Value::as_i64);
+    if message
+        .get("reply_to_message")
+        .is_some_and(|r| from_id(r) == Some(bot.id))
+    {
+        return true;
+    }
+    let Some(entities) = ["entities", "caption_entities"]
+        .iter()
+        .find_map(|k| message.get(*k).and_then(Value::as_array))
+    else {
+        return false;
+    };
+    let units: Vec<u16> = text.encode_utf16().collect();
+    let is_bot_name = |name: &str| {
+        bot.username
+            .as_deref()
+            .is_some_and(|u| u.eq_ignore_ascii_case(name))
+    };
+    entities.iter().any(|e| {
+        let int = |k: &str| e.get(k).and_then(Value::as_u64).map(|n| n as usize);
+        let (Some(offset), Some(length)) = (int("offset"), int("length")) else {
+            return false;
+        };
+        let Some(piece) = units.get(offset..offset.saturating_add(length)) else {
+            return false;
+        };
+        let piece = String::from_utf16_lossy(piece);
+        match e.get("type").and_then(Value::as_str) {
+            Some("mention") => piece.strip_prefix('@').is_some_and(is_bot_name),
+            Some("text_mention") => {
+                e.get("user").and_then(|u| u.get("id")).and_then(Value::as_i64) == Some(bot.id)
+            }
+            Some("bot_command") if offset == 0 => match piece.split_once('@') {
+                None => true,
+                Some((_, to)) => is_bot_name(to),
+            },
+            _ => false,
+        }
+    })
 }
 
 /// The chat type of a chat whose `type` is missing (see the module doc).
@@ -244,8 +371,58 @@ mod tests {
             json!({"channel": "telegram", "chatId": "42", "chatType": "private", "messageId": "5",
                    "threadId": null, "from": {"id": "42", "username": "ada", "name": "Ada Lovelace"},
                    "text": "hello", "ts": 1700000000000i64, "replyTo": null, "edited": false,
-                   "attachments": [], "mediaGroupId": null})
+                   "mentioned": false, "attachments": [], "mediaGroupId": null})
         );
+    }
+
+    /// Whether a group message mentions the bot @emonk_bot (id 777).
+    fn mentioned(message: Value) -> bool {
+        let bot = Bot {
+            id: 777,
+            username: Some("emonk_bot".into()),
+        };
+        let mut m = json!({"message_id": 5, "date": 1, "chat": {"id": -100, "type": "group"},
+                           "from": {"id": 42, "first_name": "Ada"}});
+        for (k, v) in message.as_object().unwrap() {
+            m[k] = v.clone();
+        }
+        match normalize_for(&json!({"update_id": 1, "message": m}), Some(&bot)) {
+            Normalized::Message { params, .. } => params["mentioned"] == json!(true),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn mentions_of_the_bot_by_name_entity_command_or_reply() {
+        let mention = |text: &str, offset: usize, length: usize, kind: &str| json!({"text": text, "entities": [{"type": kind, "offset": offset, "length": length}]});
+        assert!(mentioned(mention("hi @emonk_bot", 3, 10, "mention")));
+        assert!(
+            mentioned(mention("hi @Emonk_Bot", 3, 10, "mention")),
+            "usernames ignore case"
+        );
+        assert!(!mentioned(mention("hi @other_bot", 3, 10, "mention")));
+        // Offsets count UTF-16 units: an emoji before the mention counts two.
+        assert!(mentioned(mention("🎉 @emonk_bot", 3, 10, "mention")));
+        assert!(mentioned(json!({"text": "Emonk, look", "entities": [
+            {"type": "text_mention", "offset": 0, "length": 5, "user": {"id": 777}}]})));
+        assert!(mentioned(mention("/start", 0, 6, "bot_command")));
+        assert!(mentioned(mention("/start@emonk_bot now", 0, 16, "bot_command")));
+        assert!(!mentioned(mention("/start@other_bot", 0, 16, "bot_command")));
+        assert!(
+            !mentioned(mention("see /start", 4, 6, "bot_command")),
+            "not at the start"
+        );
+        assert!(mentioned(
+            json!({"text": "yes", "reply_to_message": {"message_id": 4, "from": {"id": 777}}})
+        ));
+        assert!(!mentioned(
+            json!({"text": "yes", "reply_to_message": {"message_id": 4, "from": {"id": 9}}})
+        ));
+        assert!(!mentioned(json!({"text": "plain @emonk_bot without entities"})));
+        assert!(mentioned(
+            json!({"caption": "@emonk_bot", "photo": [{"file_id": "p", "file_unique_id": "u", "width": 1, "height": 1}],
+            "caption_entities": [{"type": "mention", "offset": 0, "length": 10}]})
+        ));
     }
 
     #[test]
@@ -379,9 +556,47 @@ mod tests {
     }
 
     #[test]
+    fn presses_are_actions_and_presses_without_their_message_are_stale() {
+        let query = |extra: Value| {
+            let mut q = json!({"id": "q1", "from": {"id": 42, "first_name": "Ada"}, "data": "approve:1",
+                               "message": {"message_id": 5, "date": 1, "chat": {"id": 100, "type": "private"}}});
+            for (k, v) in extra.as_object().unwrap() {
+                q[k] = v.clone();
+            }
+            normalize(&json!({"update_id": 9, "callback_query": q}))
+        };
+        let Normalized::Action {
+            sender_id,
+            callback_id,
+            params,
+            ..
+        } = query(json!({}))
+        else {
+            panic!("a press")
+        };
+        assert_eq!((sender_id.as_str(), callback_id.as_str()), ("42", "q1"));
+        assert_eq!(params["action"], "approve:1");
+        assert_eq!(params["messageId"], "5");
+        assert_eq!(params["chatId"], "100");
+        let stale = |extra| matches!(query(extra), Normalized::StalePress { update_id: 9, .. });
+        assert!(
+            stale(json!({"message": null, "inline_message_id": "x"})),
+            "an inline-mode message"
+        );
+        assert!(
+            stale(json!({"message": {"message_id": 5, "date": 0, "chat": {"id": 100}}})),
+            "inaccessible"
+        );
+        assert!(
+            stale(json!({"data": null, "game_short_name": "g"})),
+            "a game button"
+        );
+    }
+
+    #[test]
     fn other_updates_and_garbage() {
         assert_eq!(
-            normalize(&json!({"update_id": 7, "callback_query": {"id": "x"}})),
+            normalize(&json!({"update_id": 7, "my_chat_member": {"chat": {"id": 1}}})),
             Normalized::Skip {
                 update_id: 7,
                 why: "not a message update"

@@ -22,17 +22,44 @@ use super::ratelimit::RateLimiter;
 use super::upload::{self, MAX_CAPTION_UNITS, MediaSend, UPLOAD_LIMIT};
 use super::worker::CallResult;
 use crate::channels::actions::{self, Action, ActionJob};
+use crate::channels::buttons::{self, ButtonLimits, Rows};
 use crate::channels::calls::{CallId, Calls};
 use crate::channels::fields::Fields;
 use crate::channels::media::outgoing::check_limit;
 pub use crate::channels::outbound::Done;
-use crate::channels::outbound::{self, Part, SEND_TIMEOUT, Shape, parts_of, sent_id, upload_timeout};
+use crate::channels::outbound::{
+    self, Part, SEND_TIMEOUT, Shape, parts_of, parts_with_buttons, sent_id, upload_timeout,
+};
 use crate::channels::split::utf16_units;
 use crate::channels::{SendJob, TextFormat};
 use crate::protocol::{ErrorBody, ErrorCode};
 
 /// Telegram's limit on one message, in UTF-16 code units.
 pub const MAX_MESSAGE_UNITS: usize = 4096;
+
+/// Telegram's inline keyboards: 8 buttons a row and about 100 in all (Telegram documents no
+/// text limit; 100 characters keeps a button on screen).
+const BUTTON_LIMITS: ButtonLimits = ButtonLimits {
+    platform: "Telegram",
+    max_rows: 100,
+    max_per_row: 8,
+    max_total: 100,
+    max_text: 100,
+};
+
+/// The `reply_markup` of buttons: each press comes back as a callback query carrying the
+/// button's `action` as its `callback_data`.
+fn inline_keyboard(rows: &Rows) -> Value {
+    let rows: Vec<Vec<Value>> = rows
+        .iter()
+        .map(|row| {
+            row.iter()
+                .map(|b| json!({"text": b.text, "callback_data": b.action}))
+                .collect()
+        })
+        .collect();
+    json!({"inline_keyboard": rows})
+}
 
 /// A job's Telegram side; its key is the chat sent to (the new id after a migration).
 pub struct Extra {
@@ -74,15 +101,19 @@ fn mode_of(format: TextFormat) -> Option<&'static str> {
 }
 
 /// Telegram's limits on a message and a caption, both in UTF-16 units.
-const SHAPE: Shape = Shape {
+pub(super) const SHAPE: Shape = Shape {
     text_max: MAX_MESSAGE_UNITS,
     caption_max: MAX_CAPTION_UNITS,
     units: utf16_units,
 };
 
 /// The parts of a send to Telegram; a sticker takes no caption, so the text then follows it.
-fn telegram_parts(text: &str, files: Vec<crate::channels::media::outgoing::OutFile>) -> Vec<Part> {
-    let mut parts = parts_of(text, files, &SHAPE, upload::group);
+fn telegram_parts(
+    text: &str,
+    files: Vec<crate::channels::media::outgoing::OutFile>,
+    buttons: &Rows,
+) -> Vec<Part> {
+    let mut parts = parts_with_buttons(text, files, buttons, &SHAPE, upload::group);
     if let Some(Part::Files { files, caption }) = parts.first_mut() {
         if caption.is_some() && !upload::takes_caption(files) {
             let text = caption.take().unwrap_or_default();
@@ -179,7 +210,8 @@ impl Outbound {
         let thread_id = parse_id(&r.thread_id, "threadId").map_err(|e| (job.id, Err(e)))?;
         let parse_mode = mode_of(r.format);
         check_limit(&job.files, UPLOAD_LIMIT, "Telegram").map_err(|e| (job.id, Err(e.to_body())))?;
-        let parts = telegram_parts(&r.text, job.files);
+        buttons::check(&r.buttons, &BUTTON_LIMITS).map_err(|e| (job.id, Err(e)))?;
+        let parts = telegram_parts(&r.text, job.files, &r.buttons);
         let extra = Extra {
             to: r.to.clone(),
             parse_mode,
@@ -188,7 +220,7 @@ impl Outbound {
             plain_retry_used: false,
             migrated: false,
         };
-        self.push(Job::new(job.id, r.to, parts, extra, now));
+        self.push(Job::new(job.id, r.to, parts, extra, now).with_buttons(r.buttons));
         Ok(())
     }
 
@@ -212,6 +244,7 @@ impl Outbound {
                         parse_mode: job.extra.parse_mode,
                         message_thread_id: job.extra.thread_id,
                         reply_to_message_id: reply_to,
+                        reply_markup: job.buttons_now().map(inline_keyboard),
                     };
                     calls.start(move || CallResult::Sent(api.send_message(&msg, SEND_TIMEOUT)))
                 }

@@ -19,7 +19,7 @@ use crossbeam_channel::select;
 use serde_json::{Map, Value};
 
 use super::api::{ApiError, BotApi, User};
-use super::normalize::{Normalized, normalize};
+use super::normalize::{Bot, Normalized, normalize_for};
 use super::offset::{OffsetFile, spool_source, starting_offset};
 use super::outbound::{Done, Outbound};
 use crate::backoff::Backoff;
@@ -28,15 +28,25 @@ use crate::channels::fetch::FetchJob;
 use crate::channels::fields::Missing;
 use crate::channels::media::MediaError;
 use crate::channels::media::cache::CachedFile;
+use crate::channels::mention::MentionGate;
 use crate::channels::spool_trouble::SpoolTrouble;
 use crate::channels::status::Refused;
 use crate::channels::typing::{self, Keepalive, TypingJob};
 use crate::channels::{ChannelStatus, ConnectorCommand, ConnectorContext, ConnectorEvent};
 use crate::protocol::{ErrorBody, ErrorCode};
+use crate::spool::Kind;
 use crate::spool::{Entry, Spool, SpoolError};
 
 /// The updates the connector asks for.
-const ALLOWED_UPDATES: &[&str] = &["message", "edited_message", "channel_post", "edited_channel_post"];
+const ALLOWED_UPDATES: &[&str] = &[
+    "message",
+    "edited_message",
+    "channel_post",
+    "edited_channel_post",
+    "callback_query",
+];
+/// What a press on a button of a message Telegram no longer has shows the user.
+const STALE_PRESS: &str = "This button is no longer available.";
 /// Updates per poll.
 const POLL_LIMIT: u32 = 100;
 /// The HTTP timeout of a poll exceeds the long-poll timeout by this much.
@@ -75,6 +85,8 @@ pub enum CallResult {
         job: u64,
         result: Result<CachedFile, MediaError>,
     },
+    /// An `answerCallbackQuery` answered (nothing waits for it).
+    Answered(Result<(), ApiError>),
     /// A `sendChatAction` answered: a `channels.typing` job's first (`job`), or a renewal.
     Typing {
         job: Option<u64>,
@@ -95,6 +107,8 @@ enum Phase {
 pub struct Settings {
     pub poll_timeout: Duration,
     pub allow_from: Vec<String>,
+    /// `requireMention`: group, supergroup and channel messages must mention the bot.
+    pub mentions: MentionGate,
 }
 
 pub struct Worker {
@@ -107,6 +121,8 @@ pub struct Worker {
     offset: Option<i64>,
     /// The bot's id and its spool source, known once `getMe` answered.
     bot: Option<(i64, String)>,
+    /// The bot as `getMe` described it, for mentions.
+    me: Option<Bot>,
     /// Spooled updates whose offset no successful poll has carried yet (a poll that failed
     /// may never have reached Telegram, so only an answer counts as confirmation).
     unconfirmed: bool,
@@ -142,6 +158,7 @@ impl Worker {
             offset_file,
             offset: None,
             bot: None,
+            me: None,
             unconfirmed: false,
             phase: Phase::Identify,
             in_flight: None,
@@ -175,6 +192,7 @@ impl Worker {
                     }
                     Ok(ConnectorCommand::Fetch(job)) => self.start_fetch(job),
                     Ok(ConnectorCommand::Typing(job)) => self.start_typing(job),
+                    Ok(ConnectorCommand::TypingOff { to, .. }) => self.typing.stop(&to),
                     Ok(ConnectorCommand::Act(job)) => {
                         if let Err(done) = self.outbound.enqueue_action(job, Instant::now()) {
                             self.finish_sends(vec![done]);
@@ -349,6 +367,12 @@ impl Worker {
         if let CallResult::Fetched { job, result } = result {
             return self.ctx.finish_fetch(job, result);
         }
+        if let CallResult::Answered(result) = result {
+            if let Err(e) = result {
+                log::debug!("telegram: answerCallbackQuery failed: {e}");
+            }
+            return;
+        }
         if let CallResult::Typing { job, key, result } = result {
             let result = result.map_err(|e| e.to_error_body());
             return typing::on_result(&mut self.typing, &self.ctx, "telegram", job, &key, result);
@@ -375,6 +399,10 @@ impl Worker {
                     account.as_deref().unwrap_or("(no username)")
                 );
                 self.status.account = account;
+                self.me = Some(Bot {
+                    id: user.id,
+                    username: user.username.clone(),
+                });
                 self.start_from(user.id);
                 self.phase = Phase::DeleteWebhook;
             }
@@ -404,7 +432,10 @@ impl Worker {
             CallResult::Me(Err(e)) => self.fail("getMe", e, now),
             CallResult::Webhook(Err(e)) => self.fail("deleteWebhook", e, now),
             CallResult::Updates { result: Err(e), .. } => self.fail("getUpdates", e, now),
-            CallResult::Sent(_) | CallResult::Fetched { .. } | CallResult::Typing { .. } => {
+            CallResult::Sent(_)
+            | CallResult::Fetched { .. }
+            | CallResult::Typing { .. }
+            | CallResult::Answered(_) => {
                 unreachable!("handled above")
             }
         }
@@ -506,16 +537,23 @@ impl Worker {
     /// all of it (full, or an I/O error): the rest stays with Telegram.
     fn ingest(&mut self, updates: Vec<Value>, now: Instant) -> bool {
         let mut batch = Vec::new();
+        // Presses to spool (update_id, params, callback id), and callbacks answered anyway.
+        let mut presses: Vec<(u64, Map<String, Value>, String)> = Vec::new();
+        let mut answers: Vec<(String, Option<&'static str>)> = Vec::new();
         let mut max_id: Option<i64> = None;
         let mut invalid = 0;
         for update in &updates {
-            match normalize(update) {
+            match normalize_for(update, self.me.as_ref()) {
                 Normalized::Message {
                     update_id,
                     sender_id,
                     params,
                 } => {
                     max_id = Some(max_id.map_or(update_id, |m| m.max(update_id)));
+                    let direct = params.get("chatType").and_then(Value::as_str) == Some("private");
+                    if !self.settings.mentions.admit(direct, &params, &mut self.status) {
+                        continue; // confirmed with the batch, never spooled
+                    }
                     if self.allowed(&sender_id) {
                         if let Ok(seq) = u64::try_from(update_id) {
                             batch.push((seq, params));
@@ -523,6 +561,29 @@ impl Worker {
                     } else {
                         self.refuse(sender_id, &params);
                     }
+                }
+                Normalized::Action {
+                    update_id,
+                    sender_id,
+                    callback_id,
+                    params,
+                } => {
+                    max_id = Some(max_id.map_or(update_id, |m| m.max(update_id)));
+                    if !self.allowed(&sender_id) {
+                        // Answered all the same: the refused user's client stops waiting.
+                        self.refuse(sender_id, &params);
+                        answers.push((callback_id, None));
+                    } else if let Ok(seq) = u64::try_from(update_id) {
+                        presses.push((seq, params, callback_id));
+                    }
+                }
+                Normalized::StalePress {
+                    update_id,
+                    callback_id,
+                } => {
+                    max_id = Some(max_id.map_or(update_id, |m| m.max(update_id)));
+                    log::debug!("telegram: a press on a message the bot no longer has (update {update_id})");
+                    answers.push((callback_id, Some(STALE_PRESS)));
                 }
                 Normalized::Skip { update_id, why } => {
                     max_id = Some(max_id.map_or(update_id, |m| m.max(update_id)));
@@ -579,6 +640,22 @@ impl Worker {
                 }
             }
         }
+        if !presses.is_empty() {
+            match self.spool_presses(&mut presses) {
+                Ok(()) => answers.extend(presses.into_iter().map(|(_, _, id)| (id, None))),
+                Err(e) => {
+                    // Telegram keeps them (and what follows) until the spool takes them;
+                    // they are answered then.
+                    let first = i64::try_from(presses[0].0).unwrap_or(i64::MAX);
+                    next = next.min(first);
+                    whole = false;
+                    self.spool_refused(&e, now);
+                }
+            }
+        }
+        for (id, text) in answers {
+            self.answer_callback(id, text);
+        }
         self.offset = Some(next);
         self.unconfirmed = true;
         let bot = self.bot.as_ref().map_or(0, |(b, _)| *b);
@@ -587,6 +664,43 @@ impl Worker {
             log::warn!("telegram: cannot persist the update offset: {e}");
         }
         whole
+    }
+
+    /// Spool presses as `channel.action` entries, under the bot's source with `/actions`
+    /// (numbered by update_id, so a press Telegram sends again after a crash is a duplicate
+    /// the spool skips), and report them for delivery.
+    fn spool_presses(&mut self, presses: &mut [(u64, Map<String, Value>, String)]) -> Result<(), SpoolError> {
+        let source = match &self.bot {
+            Some((_, s)) => format!("{s}/actions"),
+            None => "telegram/actions".to_owned(),
+        };
+        let batch = presses
+            .iter_mut()
+            .map(|(seq, p, _)| (*seq, std::mem::take(p)))
+            .collect();
+        let entries = self
+            .spool
+            .lock()
+            .expect("spool lock")
+            .append_kind(&source, Kind::Action, batch)?;
+        self.status.inbound += entries.len() as u64;
+        if !entries.is_empty() {
+            self.ctx.report(ConnectorEvent::Inbound(entries));
+        }
+        self.report();
+        Ok(())
+    }
+
+    /// Answer a callback query so the user's client stops waiting (Telegram shows a
+    /// spinner until then); a failure only costs the user that spinner.
+    fn answer_callback(&mut self, id: String, text: Option<&'static str>) {
+        let api = self.api.clone();
+        let started = self
+            .calls
+            .start(move || CallResult::Answered(api.answer_callback(&id, text, SHORT_CALL)));
+        if let Err(e) = started {
+            log::debug!("telegram: cannot answer a callback query: {e}");
+        }
     }
 
     /// Append the longest prefix of a non-empty `batch` that the spool admits: a batch larger
