@@ -240,3 +240,37 @@ fn a_slack_press_is_acked_and_delivered_once_even_when_slack_sends_it_again() {
             .is_some()
     );
 }
+
+#[test]
+fn a_discord_press_replayed_on_resume_is_not_delivered_twice() {
+    let _w = Watchdog::new("discord press replay", SECS(60));
+    let fake = support::fake_discord::FakeDiscord::start(support::discord::TOKEN);
+    fake.add_channel("555");
+    let (_home, _gw, mut agent) = support::discord::start(&fake);
+    fake.push_message("555", None, "42", "before");
+    assert_eq!(
+        support::telegram::next_message(&mut agent, SECS(10))["text"],
+        "before"
+    );
+    fake.push_press("555", None, "1", "42", "approve:1");
+    assert_eq!(next_action(&mut agent, SECS(10))["action"], "approve:1");
+    // The connection dies; the Resume replays the whole session, press included.
+    fake.replay_everything_on_resume();
+    fake.fault(support::fake_discord::GwFault::StopAcking);
+    assert!(fake.wait_resumes(1, SECS(10)), "no Resume after a missed ACK");
+    fake.push_message("555", None, "42", "after");
+    let deadline = std::time::Instant::now() + SECS(10);
+    loop {
+        let v = agent
+            .next(deadline.saturating_duration_since(std::time::Instant::now()))
+            .unwrap_or_else(|e| panic!("no message after the resume: {e:?}"));
+        if v["type"] != "event" {
+            continue;
+        }
+        assert_ne!(v["event"], "channel.action", "the press came twice: {v}");
+        if v["event"] == "channel.message" {
+            assert_eq!(v["params"]["text"], "after", "only the new message: {v}");
+            break;
+        }
+    }
+}

@@ -123,6 +123,9 @@ struct State {
     refresh_broken: bool,
     /// Typing triggers: channel, when.
     typing: Vec<(String, Instant)>,
+    /// A Resume replays the whole session after READY, not only what the client missed
+    /// (see [`FakeDiscord::replay_everything_on_resume`]).
+    replay_all: bool,
     /// Interactions handed out: id → (token, when).
     interactions: HashMap<String, (String, Instant)>,
     /// Interaction callbacks accepted: (id, response type, how long after).
@@ -375,6 +378,12 @@ impl FakeDiscord {
         st.dispatch("INTERACTION_CREATE", d);
         self.shared.notify();
         id
+    }
+
+    /// From now on a Resume replays every event of the session since READY, as a gateway
+    /// that delivers at least once may: what the client had already must not come twice.
+    pub fn replay_everything_on_resume(&self) {
+        self.shared.lock().replay_all = true;
     }
 
     /// Interaction callbacks accepted: (interaction id, response type, how long after the
@@ -1174,7 +1183,8 @@ fn serve_ws(shared: &Arc<Shared>, stream: TcpStream) {
                 st.live = me;
                 let seq = d["seq"].as_u64().unwrap_or(0) as usize;
                 st.dispatch("RESUMED", json!({}));
-                sent_upto = Some(seq);
+                // Past READY (the log's first event), everything again when asked.
+                sent_upto = Some(if st.replay_all { 1 } else { seq });
             }
             _ => {}
         }
