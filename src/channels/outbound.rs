@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::channels::actions::Action;
+use crate::channels::actions::{Action, ActionJob};
 use crate::channels::buttons::Rows;
 use crate::channels::calls::CallId;
 use crate::channels::fields::Fields;
@@ -238,6 +238,12 @@ impl<X, L> Outbound<X, L> {
     /// Queue a job.
     pub fn push(&mut self, job: Job<X>) {
         self.waiting.push_back(job);
+    }
+
+    /// Queue an edit, delete or reaction to the destination `key`: a job of one
+    /// [`Part::Action`], so it waits behind the messages to that destination.
+    pub fn push_action(&mut self, job: ActionJob, key: String, extra: X, now: Instant) {
+        self.push(Job::new(job.id, key, vec![Part::Action(job.action)], extra, now));
     }
 
     /// Promote waiting jobs and start the calls that may go now. `pace` returns how long a job

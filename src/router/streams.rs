@@ -22,7 +22,7 @@ use super::Router;
 use super::methods::params;
 use super::sends::SendWaiter;
 use crate::bus::{ConnId, ToRouter};
-use crate::channels::actions::{Action, ActionJob};
+use crate::channels::actions::ActionJob;
 use crate::channels::stream::{self, AppendRequest, CloseRequest, Op, OpenRequest, Stream};
 use crate::channels::typing::{TypingAction, TypingJob, TypingRequest};
 use crate::channels::{ConnectorCommand, SendJob, SendRequest};
@@ -119,7 +119,7 @@ impl Streams {
 /// The connector job for `op` of stream `open`, numbered `id`.
 fn command(id: u64, open: &Open, op: Op) -> Result<ConnectorCommand, ErrorBody> {
     let (channel, to) = (open.channel.to_owned(), open.to.clone());
-    let action = match op {
+    match op {
         Op::Post { text, format, first } => {
             let request = SendRequest {
                 channel,
@@ -132,24 +132,14 @@ fn command(id: u64, open: &Open, op: Op) -> Result<ConnectorCommand, ErrorBody> 
                 idempotency_key: None,
                 buttons: Vec::new(),
             };
-            return Ok(ConnectorCommand::Send(SendJob {
+            Ok(ConnectorCommand::Send(SendJob {
                 id,
                 request,
                 files: Vec::new(),
-            }));
+            }))
         }
-        Op::Edit {
-            message_id,
-            text,
-            format,
-        } => Action::Edit {
-            message_id,
-            text,
-            format,
-        },
-        Op::Delete { message_id } => Action::Delete { message_id },
-    };
-    ActionJob::new(id, channel, to, action).map(ConnectorCommand::Act)
+        Op::Act(action) => ActionJob::new(id, channel, to, action).map(ConnectorCommand::Act),
+    }
 }
 
 impl Router {

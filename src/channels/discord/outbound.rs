@@ -268,17 +268,11 @@ impl Outbound {
             }
         }
         let extra = Extra {
-            to: job.to,
+            to: job.to.clone(),
             reply_to: None,
             rate_retries: 0,
         };
-        self.push(Job::new(
-            job.id,
-            route,
-            vec![Part::Action(job.action)],
-            extra,
-            now,
-        ));
+        self.push_action(job, route, extra, now);
         Ok(())
     }
 

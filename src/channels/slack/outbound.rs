@@ -150,13 +150,8 @@ impl Outbound {
             _ => {}
         }
         let extra = Extra { thread_ts: None };
-        self.push(Job::new(
-            job.id,
-            job.to,
-            vec![Part::Action(job.action)],
-            extra,
-            now,
-        ));
+        let key = job.to.clone();
+        self.push_action(job, key, extra, now);
         Ok(())
     }
 

@@ -29,6 +29,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::TextFormat;
+use super::actions::Action;
 use super::outbound::Shape;
 use super::split::{Units, first_cut};
 use crate::protocol::{ErrorBody, ErrorCode};
@@ -110,14 +111,9 @@ pub enum Op {
         format: TextFormat,
         first: bool,
     },
-    Edit {
-        message_id: String,
-        text: String,
-        format: TextFormat,
-    },
-    Delete {
-        message_id: String,
-    },
+    /// An edit or delete of one of the stream's messages, as `channels.edit` and
+    /// `channels.delete` make them (never a reaction).
+    Act(Action),
 }
 
 /// A message of the stream as it is on the platform.
@@ -286,7 +282,7 @@ impl Stream {
         self.dirty = true;
         let result = match (&flight.op, result) {
             // Gone already is what a delete wants.
-            (Op::Delete { .. }, Err(e)) if e.code == ErrorCode::NotFound => Ok(Value::Null),
+            (Op::Act(Action::Delete { .. }), Err(e)) if e.code == ErrorCode::NotFound => Ok(Value::Null),
             (_, result) => result,
         };
         match result {
@@ -312,14 +308,15 @@ impl Stream {
                     format,
                 });
             }
-            Op::Edit { text, format, .. } => {
+            Op::Act(Action::Edit { text, format, .. }) => {
                 let shown = &mut self.shown[flight.index];
                 shown.text = text;
                 shown.format = format;
             }
-            Op::Delete { .. } => {
+            Op::Act(Action::Delete { .. }) => {
                 self.shown.remove(flight.index);
             }
+            Op::Act(Action::React { .. }) => {} // never planned: a stream does not react
         }
         if let Some(next) = flight.freezes_at {
             self.frozen = flight.index + 1;
@@ -328,7 +325,7 @@ impl Stream {
     }
 
     fn refused(&mut self, op: &Op, e: ErrorBody, now: Instant) {
-        let is_edit = matches!(op, Op::Edit { .. });
+        let is_edit = matches!(op, Op::Act(Action::Edit { .. }));
         if is_edit && e.retryable && !self.closing {
             // The next draft edits again with newer text.
             log::debug!("stream draft edit failed ({}); the next draft retries", e.message);
@@ -433,11 +430,13 @@ impl Stream {
                     format: target.format,
                     first: index == 0,
                 },
-                Some(shown) if shown.text != target.text || shown.format != target.format => Op::Edit {
-                    message_id: shown.id.clone(),
-                    text: target.text.clone(),
-                    format: target.format,
-                },
+                Some(shown) if shown.text != target.text || shown.format != target.format => {
+                    Op::Act(Action::Edit {
+                        message_id: shown.id.clone(),
+                        text: target.text.clone(),
+                        format: target.format,
+                    })
+                }
                 Some(_) => {
                     if let (Some(next), true) = (freezes_at, index >= self.frozen) {
                         self.frozen = index + 1;
@@ -454,9 +453,9 @@ impl Stream {
         }
         let extra = self.shown.get(targets.len())?;
         self.closing.then(|| InFlight {
-            op: Op::Delete {
+            op: Op::Act(Action::Delete {
                 message_id: extra.id.clone(),
-            },
+            }),
             index: targets.len(),
             freezes_at: None,
         })

@@ -33,20 +33,21 @@ impl Chat {
                 self.messages.push((id.clone(), text.clone(), *format));
                 Ok(json!({"messageIds": [id]}))
             }
-            Op::Edit {
+            Op::Act(Action::Edit {
                 message_id,
                 text,
                 format,
-            } => {
+            }) => {
                 let m = self.messages.iter_mut().find(|m| &m.0 == message_id).unwrap();
                 m.1 = text.clone();
                 m.2 = *format;
                 Ok(json!({}))
             }
-            Op::Delete { message_id } => {
+            Op::Act(Action::Delete { message_id }) => {
                 self.messages.retain(|m| &m.0 != message_id);
                 Ok(json!({"deleted": true}))
             }
+            Op::Act(other) => panic!("a stream does not {other:?}"),
         }
     }
 
@@ -55,7 +56,10 @@ impl Chat {
     }
 
     fn edits(&self) -> usize {
-        self.ops.iter().filter(|o| matches!(o, Op::Edit { .. })).count()
+        self.ops
+            .iter()
+            .filter(|o| matches!(o, Op::Act(Action::Edit { .. })))
+            .count()
     }
 }
 
@@ -208,7 +212,7 @@ fn a_failed_draft_edit_is_retried_by_the_next_draft_and_a_failed_final_edit_is_r
     settle(&mut s, &mut chat, t0);
     s.append("b", t0 + MS(1000)).unwrap();
     let op = s.next_op(t0 + MS(1000)).unwrap();
-    assert!(matches!(op, Op::Edit { .. }));
+    assert!(matches!(op, Op::Act(Action::Edit { .. })));
     let down = ErrorBody::retryable(ErrorCode::Unavailable, "down", None);
     s.on_done(Err(down.clone()), t0 + MS(1000));
     assert!(s.next_op(t0 + MS(1500)).is_none(), "paced");
@@ -222,7 +226,7 @@ fn a_failed_draft_edit_is_retried_by_the_next_draft_and_a_failed_final_edit_is_r
     assert!(s.next_op(t0 + MS(2500)).is_none(), "nothing left");
     assert!(s.is_finished());
     assert_eq!(chat.visible(), ["ab"]);
-    assert!(matches!(op, Op::Edit { .. }));
+    assert!(matches!(op, Op::Act(Action::Edit { .. })));
 }
 
 #[test]

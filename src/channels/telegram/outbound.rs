@@ -193,13 +193,8 @@ impl Outbound {
             plain_retry_used: false,
             migrated: false,
         };
-        self.push(Job::new(
-            job.id,
-            job.to,
-            vec![Part::Action(job.action)],
-            extra,
-            now,
-        ));
+        let key = job.to.clone();
+        self.push_action(job, key, extra, now);
         Ok(())
     }
 
